@@ -1,0 +1,5 @@
+"""``python -m sd_sim_plugin`` is ``sd-sim``."""
+
+from sd_sim_plugin.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""The ``Generator`` interface: anything that maps (map, tokens, seed) to scenes.
+
+The diffusion model and every baseline implement it, so the simulator, the specs and the metrics never care
+which one they get.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from sd_sim_plugin.scene.tokens import AgentToken
+from sd_sim_plugin.scene.types import Agents, Horizon, MapGeometry, Scene
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Generates traffic scenes on a map, in the ego frame.
+
+    Arguments of :meth:`generate`:
+    - ``map``: the map geometry in the ego frame (x forward, y left);
+    - ``ego``: the ego's own state as a one-agent :class:`Agents` (optional); generated agents never include it;
+    - ``agent_tokens``: agents that must appear as described;
+    - ``density``: the global scene token, i.e. how many agents to add beyond the agent tokens;
+      ``None`` lets the generator choose a count that fits the map;
+    - ``seed``: the same seed gives the same scenes;
+    - ``count``: number of scenes.
+    Returned scenes have ``ego_index = -1`` (agents only) and the generator's ``horizon``.
+    """
+
+    name: str
+    horizon: Horizon
+
+    def generate(
+        self,
+        map: MapGeometry,
+        *,
+        ego: Agents | None = None,
+        agent_tokens: list[AgentToken] | None = None,
+        density: int | None = None,
+        seed: int = 0,
+        count: int = 1,
+    ) -> list[Scene]:
+        """Generate ``count`` scenes on ``map``."""
+        ...
