@@ -209,7 +209,7 @@ class Scene:
             raise ValueError(
                 f"agents have {self.agents.num_steps} poses but the horizon needs {self.horizon.num_steps}"
             )
-        if not -1 <= self.ego_index < max(len(self.agents), 0) and not (self.ego_index == -1):
+        if not -1 <= self.ego_index < len(self.agents):
             raise ValueError(f"ego_index {self.ego_index} out of range for {len(self.agents)} agents")
 
     @property
