@@ -63,9 +63,9 @@ def test_crop_map_trims_long_polylines():
     assert far.num_lanes == 0
 
 
-def test_real_maps_have_lanes_edges_and_lines(dev_dir):
+def test_real_maps_have_lanes_edges_and_lines(dev_data_dir):
     for name in ["sd_nuscenes_v1.0-mini_scene-0061.pkl", "sd_waymo_v0.3_b36a6d0bc9e525bc.pkl"]:
-        with open(dev_dir / name, "rb") as f:  # trusted, shared project data
+        with open(dev_data_dir / name, "rb") as f:  # trusted, shared project data
             g = map_features_to_geometry(pickle.load(f)["map_features"])
         assert g.num_lanes > 100 and len(g.road_edges) > 10 and len(g.lane_lines) > 50
         for c in g.lane_centrelines:
