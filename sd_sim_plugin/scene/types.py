@@ -97,7 +97,9 @@ class Agents:
         n = len(self.types)
         self.length = np.asarray(self.length, dtype=np.float32).reshape(n)
         self.width = np.asarray(self.width, dtype=np.float32).reshape(n)
-        self.trajectory = np.asarray(self.trajectory, dtype=np.float32).reshape(n, -1, 3)
+        traj = np.asarray(self.trajectory, dtype=np.float32)
+        # reshape(0, -1, 3) is ambiguous for an empty set: keep its horizon from the given shape.
+        self.trajectory = traj.reshape(n, traj.shape[1] if traj.size == 0 and traj.ndim == 3 else -1, 3)
         t = self.trajectory.shape[1]
         self.velocity = np.asarray(self.velocity, dtype=np.float32).reshape(n, t, 2)
         self.valid = np.asarray(self.valid, dtype=bool).reshape(n, t)
