@@ -104,14 +104,16 @@ class LaneIndex:
     def query(self, xy: np.ndarray, heading: np.ndarray | None = None, k: int = 8) -> dict[str, np.ndarray]:
         """For poses (P, 2) [+ headings (P,)]: distance to the nearest centreline, whether on a lane, heading gap.
 
-        ``heading_gap`` is the smallest |heading - lane heading| over the lanes whose area holds the point (the nearest
-        lane when none does); NaN without headings. ``lateral`` is the distance to the nearest centreline.
+        ``heading_dev`` is the signed heading - lane heading (wrapped) for the lane, among those whose area holds the
+        point, that the heading follows best (the nearest lane when none holds it); ``heading_gap`` is its absolute
+        value; both NaN without headings. ``lateral`` is the distance to the nearest centreline.
         """
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         n = len(xy)
         if self.tree is None or n == 0:
             nan = np.full(n, np.nan)
-            return {"lateral": nan, "on_lane": np.zeros(n, bool), "heading_gap": nan.copy(), "nearest": np.full(n, -1)}
+            return {"lateral": nan, "on_lane": np.zeros(n, bool), "heading_gap": nan.copy(), "heading_dev": nan.copy(),
+                    "nearest": np.full(n, -1)}
         k = min(k, len(self.points))
         _, idx = self.tree.query(xy, k=k)
         idx = idx.reshape(n, k)
@@ -127,8 +129,12 @@ class LaneIndex:
         out = {"lateral": dist[:, 0], "on_lane": inside.any(axis=1), "nearest": idx[:, 0]}
         if heading is None:
             out["heading_gap"] = np.full(n, np.nan)
+            out["heading_dev"] = np.full(n, np.nan)
         else:
-            gap = np.abs(wrap_angle(np.asarray(heading, dtype=np.float64).reshape(n, 1) - self.headings[idx]))
-            gap_inside = np.where(inside, gap, np.inf).min(axis=1)
-            out["heading_gap"] = np.where(np.isfinite(gap_inside), gap_inside, gap[:, 0])
+            dev = wrap_angle(np.asarray(heading, dtype=np.float64).reshape(n, 1) - self.headings[idx])
+            # Among the lanes holding the point, the one it follows best; the nearest lane when none holds it.
+            best = np.argmin(np.where(inside, np.abs(dev), np.inf), axis=1)
+            best = np.where(inside.any(axis=1), best, 0)
+            out["heading_dev"] = np.take_along_axis(dev, best[:, None], 1)[:, 0]
+            out["heading_gap"] = np.abs(out["heading_dev"])
         return out
