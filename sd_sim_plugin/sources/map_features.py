@@ -7,6 +7,8 @@ Cleaning done here (see ../shared/data/scenarionet/dev/README.md):
 - lane width: the ``width`` field when filled (Waymo), else polygon area / length, else 3.5 m;
 - lanes without a polygon (half of nuScenes, all Waymo) get their centreline widened by half the width per side,
   so ``lane_polygons`` always has one polygon per lane;
+- lane lines, road edges and polygons are simplified within 5 cm with segments of at most 5 m (they are drawn,
+  not queried per metre, and take most of a stored scene's bytes);
 - maps without road-edge features (PG, nuScenes) get edges from the boundary of the union of lane polygons,
   cleaned by a tiny buffer out / in that removes hairline gaps between neighbouring lanes.
 """
@@ -32,6 +34,8 @@ ROAD_EDGE_TYPES = frozenset({"ROAD_EDGE_BOUNDARY", "ROAD_EDGE_MEDIAN", "ROAD_EDG
 CROSSWALK_TYPES = frozenset({"CROSSWALK", "CROSS_WALK"})
 _EDGE_CLEAN_M = 0.1  # buffer out/in that merges touching lane polygons into one drivable area
 _MAP_FEATURE_INTERVAL_M = 1.0
+SIMPLIFY_M = 0.05  # lines, edges and polygons are simplified within 5 cm, then ...
+MAX_SEGMENT_M = 5.0  # ... densified so no segment is longer than 5 m (point-based radius tests stay reliable)
 
 
 def clean_polyline(points: Any, spacing: float | None = RESAMPLE_SPACING_M) -> np.ndarray:
@@ -94,8 +98,14 @@ def _valid_polygon(points: Any) -> Polygon | None:
 
 
 def _polygon_coords(poly: Polygon) -> np.ndarray:
-    """Exterior ring of a polygon as (K, 2) without the closing point."""
-    return np.asarray(poly.exterior.coords, dtype=np.float64)[:-1, :2]
+    """Exterior ring of a polygon, simplified, as (K, 2) without the closing point."""
+    ring = shapely.segmentize(poly.exterior.simplify(SIMPLIFY_M), MAX_SEGMENT_M)
+    return np.asarray(ring.coords, dtype=np.float64)[:-1, :2]
+
+
+def _simplified(line: np.ndarray) -> np.ndarray:
+    """A cleaned polyline simplified within ``SIMPLIFY_M``, with segments of at most ``MAX_SEGMENT_M``."""
+    return np.asarray(shapely.segmentize(LineString(line).simplify(SIMPLIFY_M), MAX_SEGMENT_M).coords, np.float64)
 
 
 def derive_road_edges(lane_polygons: list[np.ndarray], clean_m: float = _EDGE_CLEAN_M) -> list[np.ndarray]:
@@ -111,7 +121,7 @@ def derive_road_edges(lane_polygons: list[np.ndarray], clean_m: float = _EDGE_CL
             continue
         for ring in [part.exterior, *part.interiors]:
             if ring.length > 2 * clean_m + 1.0:  # skip hairline holes left between lanes
-                rings.append(clean_polyline(np.asarray(ring.coords)))
+                rings.append(_simplified(clean_polyline(np.asarray(ring.coords), spacing=None)))
     return rings
 
 
@@ -156,13 +166,13 @@ def map_features_to_geometry(features: Mapping[str, Mapping], *, derive_edges: b
             right[lid] = _ids(feature.get("right_neighbor"))
         elif ftype in ROAD_EDGE_TYPES:
             pts = feature.get("polyline", feature.get("polygon"))
-            line = clean_polyline(pts) if pts is not None else np.zeros((0, 2))
+            line = clean_polyline(pts, spacing=None) if pts is not None else np.zeros((0, 2))
             if len(line) >= 2:
-                edges.append(line.astype(np.float32))
+                edges.append(_simplified(line).astype(np.float32))
         elif ftype.startswith("ROAD_LINE"):
-            line = clean_polyline(feature.get("polyline", np.zeros((0, 2))))
+            line = clean_polyline(feature.get("polyline", np.zeros((0, 2))), spacing=None)
             if len(line) >= 2:
-                lines.append(line.astype(np.float32))
+                lines.append(_simplified(line).astype(np.float32))
         elif ftype in CROSSWALK_TYPES:
             pts = feature.get("polygon", feature.get("polyline"))
             poly = _valid_polygon(pts) if pts is not None else None
@@ -183,23 +193,30 @@ def map_features_to_geometry(features: Mapping[str, Mapping], *, derive_edges: b
 
 
 def crop_map(geometry: MapGeometry, radius: float) -> MapGeometry:
-    """Keep features with a point within ``radius`` (box, in the map's own frame, e.g. ego); trim long polylines.
+    """Keep what lies within ``radius`` (a box, in the map's own frame, e.g. ego) of the origin.
 
-    Polylines keep the span from their first to their last point inside the box (plus one point either side), so
-    long road edges do not bloat stored scenes; polygons are kept whole.
+    Lanes with a centreline point in the box are kept whole except for their centreline, trimmed to the span from
+    the first to the last point inside (plus one point either side); lane lines and road edges are clipped to the box
+    (a line may split into pieces); crosswalks touching the box are kept whole.
     """
 
-    def inside(p: np.ndarray) -> np.ndarray:
-        return np.all(np.abs(p) <= radius, axis=-1) if len(p) else np.zeros(0, bool)
-
     def trim(p: np.ndarray) -> np.ndarray | None:
-        idx = np.flatnonzero(inside(p))
+        idx = np.flatnonzero(np.all(np.abs(p) <= radius, axis=-1)) if len(p) else []
         if len(idx) == 0:
             return None
         return p[max(idx[0] - 1, 0): idx[-1] + 2]
 
-    def trim_all(polys: list[np.ndarray]) -> list[np.ndarray]:
-        return [t for t in (trim(p) for p in polys) if t is not None and len(t) >= 2]
+    def clip_all(lines: list[np.ndarray]) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        if not lines:
+            return out
+        near = [p for p in lines if len(p) >= 2 and np.all(p.min(axis=0) <= radius) and np.all(p.max(axis=0) >= -radius)]
+        clipped = shapely.clip_by_rect([LineString(p) for p in near], -radius, -radius, radius, radius)
+        for geom in clipped:
+            for part in getattr(geom, "geoms", [geom]):
+                if part.geom_type == "LineString" and not part.is_empty and len(part.coords) >= 2:
+                    out.append(np.asarray(part.coords, dtype=np.float32))
+        return out
 
     keep = []
     centres = []
@@ -212,16 +229,17 @@ def crop_map(geometry: MapGeometry, radius: float) -> MapGeometry:
     known = set(kept_ids)
 
     def links(table: dict[str, list[str]]) -> dict[str, list[str]]:
-        return {k: list(v) for k, v in table.items() if k in known}
+        return {k: [i for i in v if i in known] for k, v in table.items() if k in known}
 
+    box = shapely.box(-radius, -radius, radius, radius)
+    crosswalks = [p for p in geometry.crosswalks if len(p) >= 3 and Polygon(p).intersects(box)]
     return MapGeometry(
         lane_ids=kept_ids, lane_centrelines=centres,
         lane_widths=geometry.lane_widths[keep] if keep else np.zeros(0, np.float32),
         lane_polygons=[geometry.lane_polygons[i] for i in keep] if geometry.lane_polygons else [],
         lane_entries=links(geometry.lane_entries), lane_exits=links(geometry.lane_exits),
         lane_left=links(geometry.lane_left), lane_right=links(geometry.lane_right),
-        road_edges=trim_all(geometry.road_edges), lane_lines=trim_all(geometry.lane_lines),
-        crosswalks=[p for p in geometry.crosswalks if inside(p).any()],
+        road_edges=clip_all(geometry.road_edges), lane_lines=clip_all(geometry.lane_lines), crosswalks=crosswalks,
     )
 
 
