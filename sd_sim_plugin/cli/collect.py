@@ -25,11 +25,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--horizon-past", type=float, default=2.0, help="seconds of past (default 2)")
     p.add_argument("--horizon-future", type=float, default=2.0, help="seconds of future (default 2)")
     p.add_argument("--step", type=float, default=1.0, help="seconds between poses (default 1)")
-    p.add_argument("--episode-s", type=float, default=40.0, help="PG: seconds simulated per map (default 40)")
+    p.add_argument("--episode-s", type=float, default=24.0, help="PG: seconds simulated per map (default 24)")
     p.add_argument("--window-stride-s", type=float, default=None,
                    help="seconds between window start times (default: PG 2, ScenarioNet 1)")
     p.add_argument("--others-per-t0", type=int, default=None,
-                   help="PG: windows centred on other vehicles per t0 beside the ego's (default 4; 0 for --split eval)")
+                   help="PG: windows centred on other vehicles per t0 beside the ego's (default 6; 0 for --split eval)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if args.data_dir:
             raise SdSimError("--data-dir is for --source scenarionet")
         seeds = _seeds(args)
-        others = args.others_per_t0 if args.others_per_t0 is not None else (0 if args.split == "eval" else 4)
+        others = args.others_per_t0 if args.others_per_t0 is not None else (0 if args.split == "eval" else 6)
         pg = PGConfig(episode_s=args.episode_s, others_per_t0=others,
                       window_stride_s=args.window_stride_s if args.window_stride_s is not None else 2.0)
         config = {"source": "pg", "horizon": horizon.to_dict(), "window": window.to_dict(), "pg": pg.to_dict(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 EVAL_PG_SEEDS: tuple[int, ...] = tuple(range(100_000, 100_050))
 # Training maps are drawn from this range, in order; the default collection uses the first DEFAULT_TRAIN_MAPS.
 TRAIN_PG_SEED_RANGE: range = range(0, 100_000)
-DEFAULT_TRAIN_MAPS = 300
+DEFAULT_TRAIN_MAPS = 220
 # A few training seeds for quick tests and development runs.
 DEV_PG_SEEDS: tuple[int, ...] = (0, 1, 2)
 

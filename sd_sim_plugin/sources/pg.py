@@ -26,12 +26,12 @@ _MAX_STEP_M = 6.0
 class PGConfig:
     """Rollout and window settings for PG maps; map and traffic choices are drawn per seed from the tuples."""
 
-    episode_s: float = 40.0
+    episode_s: float = 24.0
     blocks: tuple[int, ...] = (3, 4, 5)
     traffic_densities: tuple[float, ...] = (0.2, 0.3, 0.4)
     traffic_mode: str = "respawn"
     window_stride_s: float = 2.0
-    others_per_t0: int = 4  # windows centred on other vehicles per t0, beside the ego's
+    others_per_t0: int = 6  # windows centred on other vehicles per t0, beside the ego's
 
     def to_dict(self) -> dict:
         """JSON-friendly form."""
