@@ -60,6 +60,7 @@ class Rollout:
 
     seed: int
     tracks: Tracks
+    metadrive_ids: list[str]  # MetaDrive object id of each track (ids are random uuids, so tracks get stable ones)
     map: MapGeometry
     choice: dict
     env_steps: int
@@ -100,8 +101,10 @@ class _Recorder:
             t["v"].append(tuple(float(v) for v in obj.velocity))
         self.frames += 1
 
-    def to_tracks(self, dt: float) -> Tracks:
-        ids = sorted(self.tracks, key=lambda k: (not self.tracks[k]["ego"], self.tracks[k]["frames"][0], k))
+    def to_tracks(self, dt: float) -> tuple[Tracks, list[str]]:
+        """Tracks with stable ids ("ego", "v0001", ... in order of appearance) and the MetaDrive id of each."""
+        order = {k: i for i, k in enumerate(self.tracks)}  # first appearance, in MetaDrive's spawn order
+        ids = sorted(self.tracks, key=lambda k: (not self.tracks[k]["ego"], self.tracks[k]["frames"][0], order[k]))
         n, f = len(ids), self.frames
         pose = np.zeros((n, f, 3))
         vel = np.zeros((n, f, 2))
@@ -114,10 +117,12 @@ class _Recorder:
             vel[i, fr] = t["v"]
             valid[i, fr] = True
         ego = next((i for i, tid in enumerate(ids) if self.tracks[tid]["ego"]), -1)
-        return Tracks(times=np.arange(f) * dt, pose=pose, velocity=vel, valid=valid,
-                      length=np.array([self.tracks[k]["length"] for k in ids]),
-                      width=np.array([self.tracks[k]["width"] for k in ids]),
-                      types=np.full(n, int(AgentType.VEHICLE)), ids=ids, ego_index=ego)
+        stable = ["ego" if i == ego else f"v{i:04d}" for i in range(n)]
+        tracks = Tracks(times=np.arange(f) * dt, pose=pose, velocity=vel, valid=valid,
+                        length=np.array([self.tracks[k]["length"] for k in ids]),
+                        width=np.array([self.tracks[k]["width"] for k in ids]),
+                        types=np.full(n, int(AgentType.VEHICLE)), ids=stable, ego_index=ego)
+        return tracks, [k.split("#")[0] for k in ids]
 
 
 def rollout(seed: int, config: PGConfig = PGConfig(),
@@ -150,7 +155,9 @@ def rollout(seed: int, config: PGConfig = PGConfig(),
             recorder.record(env)
             if observer is not None:
                 observer(recorder.frames - 1, env)
-        return Rollout(seed=seed, tracks=recorder.to_tracks(dt), map=world_map, choice=map_choice(seed, config),
+        tracks, metadrive_ids = recorder.to_tracks(dt)
+        return Rollout(seed=seed, tracks=tracks, metadrive_ids=metadrive_ids, map=world_map,
+                       choice=map_choice(seed, config),
                        env_steps=steps, env_step_s=step_time)
     except SdSimError:
         raise
