@@ -176,9 +176,10 @@ def main() -> int:
               f"{r['to_local_ms']:>12.2f}")
     wall = max(r["raster_ms"] for r in rows)
     cpu = max(r["raster_cpu_ms"] for r in rows)
-    verdict = "met" if max(wall, cpu) <= 10 else "NOT met"
-    print(f"goal <= 10 ms per scene (map + agents): {verdict} (worst median wall {wall:.2f} ms, worst cpu {cpu:.2f} ms;"
-          f" worst p90 wall {max(r['raster_p90_ms'] for r in rows):.2f} ms)")
+    load = os.getloadavg()[0]
+    print(f"goal <= 10 ms per scene (map + agents): CPU time {'met' if cpu <= 10 else 'NOT met'} (worst {cpu:.2f} ms); "
+          f"wall median {'met' if wall <= 10 else 'NOT met'} (worst {wall:.2f} ms; load average {load:.1f} "
+          f"on {os.cpu_count()} cores during the run)")
     return 0
 
 
