@@ -45,7 +45,7 @@ def _agent_type(obj: Any) -> int | None:
 
 
 def _snapshot(env: Any) -> dict[str, tuple]:
-    """Every agent now: id -> (type, length, width, x, y, heading, vx, vy) in world coordinates."""
+    """Every agent on the map now: id -> (type, length, width, x, y, heading, vx, vy) in world coordinates."""
     out = {}
     for oid, obj in env.engine.get_objects().items():
         kind = _agent_type(obj)
@@ -114,7 +114,7 @@ def _measure(env: Any, label: str, horizon: Horizon, cfg: RasterConfig, repeats:
             agent_ms.append((t2 - t1) * 1e3)
     raster_cpu_ms = (time.process_time() - cpu) * 1e3 / (repeats * len(scenes))
     return {
-        "label": label, "scenes": len(scenes), "agents": statistics.mean(len(s.agents) for s in scenes),  # every agent on the map
+        "label": label, "scenes": len(scenes), "agents": statistics.mean(len(s.agents) for s in scenes),
         "lanes": statistics.mean(s.map.num_lanes for s in scenes), "map_ms": statistics.median(map_ms),
         "agents_ms": statistics.median(agent_ms), "raster_ms": statistics.median(np.add(map_ms, agent_ms)),
         "raster_p90_ms": float(np.percentile(np.add(map_ms, agent_ms), 90)), "to_local_ms": to_local_ms,

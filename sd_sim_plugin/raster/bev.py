@@ -176,7 +176,8 @@ def fill_polygons(image: np.ndarray, polygons: list[np.ndarray], cfg: RasterConf
     ok = start < stop
     span_row, start, stop = span_row[ok], start[ok], stop[ok]
     size = h * (w + 1)
-    cover = np.bincount(span_row * (w + 1) + start, minlength=size) - np.bincount(span_row * (w + 1) + stop, minlength=size)
+    cover = (np.bincount(span_row * (w + 1) + start, minlength=size)
+             - np.bincount(span_row * (w + 1) + stop, minlength=size))
     inside = np.cumsum(cover.reshape(h, w + 1), axis=1)[:, :w] > 0
     image[inside] = value
 

@@ -1,4 +1,4 @@
-"""Pictures of scenes (matplotlib, no pyplot state): map, oriented boxes, trajectories from past (pink) to future (blue).
+"""Scene pictures (matplotlib, no pyplot state): map, oriented boxes, trajectories from past (pink) to future (blue).
 
 The view is the ego frame with the ego facing up, like the BEV raster: up is +x (forward), left is +y.
 Drivable area is light grey, road edges dark grey, lane lines white, crosswalks a darker grey; the ego's box is amber,
