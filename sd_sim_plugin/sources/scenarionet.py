@@ -163,7 +163,8 @@ def scenarionet_units(data_dir: str | Path, horizon: Horizon = Horizon(),
 
     units = []
     for path in scenario_files(root):
-        rel = path.relative_to(root).with_suffix("").as_posix()
-        shard = "sn_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in rel) + ".npz"
+        rel = path.relative_to(root).as_posix()
+        stem = rel[: -len(".pkl")]
+        shard = "sn_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) + ".npz"
         units.append(Unit(shard=shard, source={"file": rel}, produce=produce(path)))
     return units

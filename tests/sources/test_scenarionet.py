@@ -1,0 +1,96 @@
+"""ScenarioNet source: windows agree with the log; data quirks are fixed; broken files raise a named SdSimError."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sd_sim_plugin.errors import SdSimError
+from sd_sim_plugin.scene.transform import Pose2D
+from sd_sim_plugin.scene.types import AgentType, Horizon
+from sd_sim_plugin.sources.scenarionet import (
+    load_scenario,
+    read_windows,
+    scenario_files,
+    scenario_tracks,
+    scenario_windows,
+)
+
+WAYMO_IRREGULAR = "sd_waymo_v0.3_b36a6d0bc9e525bc.pkl"  # first step is 0.089 s
+NUSCENES = "sd_nuscenes_v1.0-mini_scene-0757.pkl"
+
+
+def _check_against_log(scenario: dict, scenes: list, horizon: Horizon) -> int:
+    tracks = scenario["tracks"]
+    ts = np.asarray(scenario["metadata"]["ts"], float)
+    checked = 0
+    for scene in scenes:
+        f = scene.meta["frame_index"]
+        ego = tracks[scenario["metadata"]["sdc_id"]]["state"]
+        frame = Pose2D(*ego["position"][f, :2], float(ego["heading"][f]))
+        for i, agent_id in enumerate(scene.agents.ids):
+            st = tracks[agent_id]["state"]
+            for k, dt in enumerate(horizon.times):
+                j = int(np.argmin(np.abs(ts - (ts[f] + dt))))
+                if not scene.agents.valid[i, k] or abs(ts[j] - ts[f] - dt) > 1e-3:
+                    continue
+                assert st["valid"][j]
+                np.testing.assert_allclose(scene.agents.trajectory[i, k, :2], frame.to_local(st["position"][j, :2]),
+                                           atol=1e-3)
+                assert abs(np.angle(np.exp(1j * (scene.agents.trajectory[i, k, 2] - st["heading"][j]
+                                                  + frame.heading)))) < 1e-3
+                checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("name", [WAYMO_IRREGULAR, NUSCENES])
+def test_windows_agree_with_log(dev_data_dir, name):
+    scenario = load_scenario(dev_data_dir / name)
+    horizon = Horizon(2, 2, 1)
+    scenes = scenario_windows(scenario, horizon, name=name)
+    assert len(scenes) >= 10
+    assert _check_against_log(scenario, scenes, horizon) > 20 * len(scenes)
+    for scene in scenes:
+        assert scene.agents.ids[0] == str(scenario["metadata"]["sdc_id"]) and scene.meta["centre_is_ego"]
+        heading = scene.agents.trajectory[..., 2][scene.agents.valid]
+        assert np.all(np.abs(heading) <= np.pi)  # Waymo stores unwrapped headings
+        assert scene.agents.length[0] > scene.agents.width[0]  # nuScenes ego has them swapped
+        assert set(scene.agents.types.tolist()) <= {int(t) for t in AgentType}
+        assert scene.agents.valid.sum(axis=1).min() >= 3
+
+
+def test_irregular_first_step_uses_real_timestamps(dev_data_dir):
+    scenario = load_scenario(dev_data_dir / WAYMO_IRREGULAR)
+    scenes = scenario_windows(scenario, Horizon(2, 2, 1))
+    assert scenes[0].meta["frame_index"] == 21  # frame 20 is at 1.989 s: its 2 s past would precede the log
+    scenes = scenario_windows(scenario, Horizon(0.5, 4.0, 0.5))
+    assert _check_against_log(scenario, scenes, Horizon(0.5, 4.0, 0.5)) > 0
+
+
+def test_all_dev_files_read(dev_data_dir):
+    files = scenario_files(dev_data_dir)
+    assert len(files) == 17
+    for path in files:
+        tracks = scenario_tracks(load_scenario(path))
+        assert tracks.ego_index >= 0 and len(tracks) > 10
+
+
+def test_broken_files_name_themselves(tmp_path):
+    garbage = tmp_path / "garbage.pkl"
+    garbage.write_bytes(b"\x80\x04this is not a pickle at all")
+    with pytest.raises(SdSimError, match="garbage.pkl"):
+        read_windows(garbage)
+    import pickle
+
+    not_scenario = tmp_path / "list.pkl"
+    not_scenario.write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(SdSimError, match="list.pkl.*not a ScenarioNet scenario"):
+        read_windows(not_scenario)
+    no_ego = tmp_path / "no_ego.pkl"
+    no_ego.write_bytes(pickle.dumps({"tracks": {}, "map_features": {}, "metadata": {"sdc_id": "x", "ts": []}}))
+    with pytest.raises(SdSimError, match="no_ego.pkl"):
+        read_windows(no_ego)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SdSimError, match="no ScenarioNet .pkl files"):
+        scenario_files(empty)
