@@ -150,7 +150,7 @@ def run_scenarionet(horizon: Horizon, cfg: RasterConfig, repeats: int, index: in
     try:
         env.reset(seed=index)
         name = env.engine.data_manager.current_scenario_file_name
-        return _measure(env, f"ScenarioNet {name[:32]}", horizon, cfg, repeats)
+        return _measure(env, f"ScenarioNet {name.removesuffix('.pkl')[-30:]}", horizon, cfg, repeats)
     finally:
         env.close()
 
