@@ -70,35 +70,46 @@ def agents_to_world(agents: Agents, frame: Pose2D) -> Agents:
                   agents.valid, list(agents.ids))
 
 
+def _polylines_to_local(polys: list[np.ndarray], frame: Pose2D, radius: float | None) -> tuple[list[np.ndarray], list[int]]:
+    """Transform many polylines in one vectorised call; return those with a point in the box and their indices."""
+    if not polys:
+        return [], []
+    lengths = np.array([len(p) for p in polys])
+    points = frame.to_local(np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in polys])).astype(np.float32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    if radius is None:
+        keep = np.flatnonzero(lengths > 0) if len(points) else np.zeros(0, int)
+    else:
+        inside = np.all(np.abs(points) <= radius, axis=-1)
+        # a polyline is kept when any of its points lies in the box
+        hits = np.add.reduceat(inside.astype(np.int64), offsets[:-1]) if len(points) else np.zeros(len(polys), int)
+        keep = np.flatnonzero((hits > 0) & (lengths > 0))
+    return [points[offsets[i]: offsets[i + 1]] for i in keep], keep.tolist()
+
+
 def map_to_local(geometry: MapGeometry, frame: Pose2D, radius: float | None = None) -> MapGeometry:
-    """Express a world-frame map in ``frame``; with ``radius``, keep only features with a point within it."""
-
-    def near(poly: np.ndarray) -> bool:
-        return radius is None or (len(poly) > 0 and bool(np.all(np.abs(poly) <= radius, axis=-1).any()))
-
-    def convert(polys: list[np.ndarray]) -> list[np.ndarray]:
-        out = [frame.to_local(p).astype(np.float32) for p in polys]
-        return [p for p in out if near(p)]
-
-    centres = [frame.to_local(c).astype(np.float32) for c in geometry.lane_centrelines]
-    keep = [i for i, c in enumerate(centres) if near(c)]
+    """Express a world-frame map in ``frame``; with ``radius``, keep only features with a point in that square box."""
+    centres, keep = _polylines_to_local(geometry.lane_centrelines, frame, radius)
     kept_ids = {geometry.lane_ids[i] for i in keep}
 
     def links(table: dict[str, list[str]]) -> dict[str, list[str]]:
         return {k: list(v) for k, v in table.items() if k in kept_ids}
 
+    polygons: list[np.ndarray] = []
+    if geometry.lane_polygons:
+        polygons, _ = _polylines_to_local([geometry.lane_polygons[i] for i in keep], frame, None)
+        if len(polygons) != len(keep):  # empty polygons are dropped by the helper; keep one entry per lane
+            polygons = [frame.to_local(geometry.lane_polygons[i]).astype(np.float32) for i in keep]
     return MapGeometry(
         lane_ids=[geometry.lane_ids[i] for i in keep],
-        lane_centrelines=[centres[i] for i in keep],
-        lane_widths=geometry.lane_widths[keep] if len(keep) else np.zeros(0, np.float32),
-        lane_polygons=[frame.to_local(geometry.lane_polygons[i]).astype(np.float32) for i in keep]
-        if geometry.lane_polygons
-        else [],
+        lane_centrelines=centres,
+        lane_widths=geometry.lane_widths[keep] if keep else np.zeros(0, np.float32),
+        lane_polygons=polygons,
         lane_entries=links(geometry.lane_entries),
         lane_exits=links(geometry.lane_exits),
         lane_left=links(geometry.lane_left),
         lane_right=links(geometry.lane_right),
-        road_edges=convert(geometry.road_edges),
-        lane_lines=convert(geometry.lane_lines),
-        crosswalks=convert(geometry.crosswalks),
+        road_edges=_polylines_to_local(geometry.road_edges, frame, radius)[0],
+        lane_lines=_polylines_to_local(geometry.lane_lines, frame, radius)[0],
+        crosswalks=_polylines_to_local(geometry.crosswalks, frame, radius)[0],
     )
