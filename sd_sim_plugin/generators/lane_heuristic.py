@@ -19,6 +19,10 @@ from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, S
 BOX_HALF_EXTENT_M = 40.0  # the 80 m x 80 m box of the BEV raster
 DEFAULT_EGO_BOX = (4.5, 1.9)  # length, width when no ego is given
 PLACEMENT_TRIES = 50
+# Default count: one vehicle per this much lane in the box (Poisson). Measured on PG training windows
+# (seeds 0-13, 979 windows: 895 m of lane and 5.9 vehicles per window on average).
+METRES_PER_VEHICLE = 150.0
+JOIN_MAX_GAP_M = 1.0  # an exit lane must start this close to the lane's (resampled) end
 TOKEN_LANE_MAX_DIST_M = 2.5  # a token follows a lane only when it sits on it ...
 TOKEN_LANE_MAX_HEADING_RAD = np.deg2rad(30.0)  # ... and points along it
 
@@ -65,12 +69,24 @@ class _LaneNetwork:
             p, h, _ = resample_polyline(centre, step_m)
             self.points.append(p)
             self.headings.append(h)
-        self.exits = [[index[e] for e in map.lane_exits.get(lid, []) if e in index] for lid in map.lane_ids]
-        self.entries = [[index[e] for e in map.lane_entries.get(lid, []) if e in index] for lid in map.lane_ids]
+        # Follow only links that really join (a cropped map trims lanes, and links may skip to a far lane).
+        self.exits = [[j for j in (index[e] for e in map.lane_exits.get(lid, []) if e in index) if self._joins(i, j)]
+                      for i, lid in enumerate(map.lane_ids)]
+        self.entries = [[j for j in (index[e] for e in map.lane_entries.get(lid, []) if e in index) if self._joins(j, i)]
+                        for i, lid in enumerate(map.lane_ids)]
         # Candidate spawn points: resampled points inside the box, each standing for step_m of lane.
         cand = [(i, j) for i, p in enumerate(self.points) if len(p) >= 2
                 for j in np.flatnonzero(np.all(np.abs(p) <= BOX_HALF_EXTENT_M, axis=1))]
         self.candidates = np.array(cand, dtype=np.int64).reshape(-1, 2)
+
+    def _joins(self, a: int, b: int) -> bool:
+        """Whether lane ``b`` starts where lane ``a`` ends, heading on within 60 degrees."""
+        pa, pb = self.points[a], self.points[b]
+        if len(pa) < 2 or len(pb) < 2:
+            return False
+        gap = np.linalg.norm(pb[0] - pa[-1])
+        turn = abs(wrap_angle(self.headings[b][0] - self.headings[a][-1]))
+        return bool(gap <= JOIN_MAX_GAP_M + self.step_m and turn <= np.deg2rad(60.0))
 
     @property
     def length_in_box_m(self) -> float:
@@ -138,7 +154,7 @@ class LaneHeuristicGenerator:
 
     name = "lane"
 
-    def __init__(self, horizon: Horizon = Horizon(), metres_per_vehicle: float = 40.0,
+    def __init__(self, horizon: Horizon = Horizon(), metres_per_vehicle: float = METRES_PER_VEHICLE,
                  speed_prior: SpeedPrior = SpeedPrior(), size_prior: SizePrior = SizePrior()) -> None:
         self.horizon = horizon
         self.metres_per_vehicle = metres_per_vehicle

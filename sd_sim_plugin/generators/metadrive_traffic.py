@@ -10,7 +10,9 @@ as the reference: vehicles valid at t = 0 inside the 80 m box, with at least hal
 vehicles overlapping the reference ego's box at t = 0 are left out (MetaDrive never spawns traffic on its ego).
 
 Agent tokens and ``density`` are ignored: MetaDrive traffic can only be set by its density. One rollout per
-(map seed, traffic seed) is cached and serves every window of that map.
+(map seed, traffic seed) is cached and serves every window of that map. The traffic seed comes from the ``seed`` of
+each call, or, with ``episode_seed`` set, from it alone, so that all windows of a map share one episode, as the
+reference windows do (the evaluation harness does this: one episode per map instead of one per window).
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ class MetaDriveTrafficGenerator:
     name = "metadrive"
 
     def __init__(self, scenes: list[Scene] | None = None, traffic_density: float | None = None,
-                 horizon: Horizon | None = None, window_config: WindowConfig = WindowConfig()) -> None:
+                 horizon: Horizon | None = None, window_config: WindowConfig = WindowConfig(),
+                 episode_seed: int | None = None) -> None:
         self.windows: dict[str, dict] = {}
+        self.episode_seed = episode_seed
         self.horizon = horizon or (scenes[0].horizon if scenes else Horizon())
         self.traffic_density = traffic_density
         self.window_config = window_config
@@ -68,7 +72,8 @@ class MetaDriveTrafficGenerator:
             ego_box = np.array([*ego.trajectory[0, t0], ego.length[0], ego.width[0]], dtype=np.float64)
         out = []
         for k in range(count):
-            traffic_seed = int(np.random.default_rng([seed, k, int(meta["map_seed"]), 13]).integers(1, 2**31 - 1))
+            base = seed if self.episode_seed is None else self.episode_seed
+            traffic_seed = int(np.random.default_rng([base, k, int(meta["map_seed"]), 13]).integers(1, 2**31 - 1))
             tracks = self._rollout(meta, traffic_seed)
             agents = self._window(tracks, meta, ego_box)
             info = {"generator": self.name, "seed": int(seed), "index": k, "map_seed": int(meta["map_seed"]),

@@ -69,8 +69,10 @@ def summarise(stats: list[SceneStats]) -> dict:
     }
 
 
-def _pooled(stats: list[SceneStats], name: str) -> np.ndarray:
-    """One feature pooled over scenes (NaN dropped)."""
+def pooled_feature(stats: list[SceneStats], name: str) -> np.ndarray:
+    """One JSD quantity (a key of JSD_BINS) pooled over scenes, NaN dropped; ``agents_per_scene``: the counts."""
+    if name == "agents_per_scene":
+        return np.array([s.count for s in stats], dtype=np.float64)
     if name in ("length_m", "width_m"):
         col = 0 if name == "length_m" else 1
         values = [s.features.size[:, col] for s in stats]
@@ -88,10 +90,8 @@ def compare(generated: list[SceneStats], reference: list[SceneStats]) -> dict:
                                     [getattr(r.features, name) for r in reference])
         out["mmd"][name] = value
         out["mmd"]["scenes_used"] = used
-    for name in _JSD_FEATURES:
-        out["jsd"][name] = jsd(_pooled(generated, name), _pooled(reference, name), JSD_BINS[name])
-    out["jsd"]["agents_per_scene"] = jsd([g.count for g in generated], [r.count for r in reference],
-                                         JSD_BINS["agents_per_scene"])
+    for name in JSD_BINS:
+        out["jsd"][name] = jsd(pooled_feature(generated, name), pooled_feature(reference, name), JSD_BINS[name])
     return out
 
 

@@ -1,0 +1,136 @@
+"""``sd-sim eval``: measure generators against reference scenes; metrics JSON, a markdown report and plots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from sd_sim_plugin.errors import SdSimError
+from sd_sim_plugin.generators.registry import GENERATOR_NAMES
+
+
+def add_parser(subparsers) -> None:
+    """Register ``eval``."""
+    p = subparsers.add_parser(
+        "eval", help="measure generators against reference scenes (metrics.json, report.md, plots)",
+        description="Generate on every reference scene's map (its ego given) and measure realism (MMD, JSD), "
+                    "map compliance, collisions, kinematics and token following against the reference. Several "
+                    "generators (comma-separated) and several --data sets go into one report. Resumable: generated "
+                    "scenes are stored under OUT/generated and reused by a rerun with the same settings.")
+    p.add_argument("--generator", required=True,
+                   help=f"generator name(s), comma-separated: {', '.join(GENERATOR_NAMES)}")
+    p.add_argument("--checkpoint", type=Path, help="diffusion checkpoint folder (default: checkpoints/default)")
+    p.add_argument("--data", type=Path, action="append", required=True,
+                   help="dataset folder of reference scenes (from `sd-sim collect`); repeat for several sets")
+    p.add_argument("--out", type=Path, required=True, help="report folder (created)")
+    p.add_argument("--limit", type=int, help="at most N reference scenes per set")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=8, help="sample scenes per generator in the picture grid")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _generator_names(text: str) -> list[str]:
+    """The comma-separated generator names, checked."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in GENERATOR_NAMES]
+    if unknown or not names:
+        raise SdSimError(f"unknown generator {', '.join(map(repr, unknown)) or repr(text)}; "
+                         f"valid names: {', '.join(GENERATOR_NAMES)}")
+    return names
+
+
+def _make(name: str, eval_set, checkpoint: Path | None, seed: int):
+    """The generator ``name`` set up for ``eval_set``, or (None, reason) when it cannot run there."""
+    from sd_sim_plugin.generators.registry import make_generator
+
+    horizon = eval_set.scenes[0].horizon
+    if name == "lane":
+        return make_generator("lane", horizon=horizon), None
+    if name in ("log", "log-random"):
+        return make_generator(name, scenes=eval_set.scenes), None
+    if name == "metadrive":
+        if not eval_set.is_pg:
+            return None, "MetaDrive traffic exists on PG maps only"
+        return make_generator("metadrive", scenes=eval_set.scenes, horizon=horizon, episode_seed=seed), None
+    return make_generator(name, checkpoint=checkpoint), None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write OUT/metrics.json, OUT/report.md and the plots, print where they are."""
+    from tqdm import tqdm
+
+    from sd_sim_plugin.metrics import harness, report
+    from sd_sim_plugin.metrics.suite import LaneCache, summarise
+
+    names = _generator_names(args.generator)
+    if args.limit is not None and args.limit < 1:
+        raise SdSimError(f"--limit {args.limit}: must be at least 1")
+    if args.checkpoint is not None and "diffusion" not in names:
+        raise SdSimError("--checkpoint is for the diffusion generator")
+    set_names = [d.name for d in args.data]
+    sets = [harness.load_eval_set(d, args.limit, name=n if set_names.count(n) == 1 else f"{n}_{i}")
+            for i, (d, n) in enumerate(zip(args.data, set_names))]
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    command = "sd-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("sd-sim") else None
+    all_metrics: dict = {"settings": {"generators": names, "seed": args.seed, "limit": args.limit,
+                                      "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+                                      "command": command}, "sets": {}}
+    sections = []
+    started = time.perf_counter()
+    for eval_set in sets:
+        lanes = LaneCache()
+        ref_stats = harness.reference_stats(eval_set.scenes, lanes)
+        reference = summarise(ref_stats)
+        results, skipped, results_obj = {}, {}, {}
+        for name in names:
+            generator, why = _make(name, eval_set, args.checkpoint, args.seed)
+            if generator is None:
+                skipped[name] = why
+                continue
+            key = harness.settings_key(generator=name, checkpoint=args.checkpoint, seed=args.seed, limit=args.limit,
+                                       data=str(eval_set.path.resolve()), scenes=len(eval_set.scenes))
+            with tqdm(total=len(eval_set.scenes), desc=f"{eval_set.name}: {name}", unit="scene",
+                      disable=args.no_progress) as bar:
+                generated = harness.load_or_generate(
+                    out / "generated" / eval_set.name / name, key,
+                    lambda g=generator: harness.generate_modes(g, eval_set.scenes, args.seed, bar.update))
+            res = harness.GeneratorResult(generated=generated)
+            results[name] = harness.measure(res, eval_set.scenes, ref_stats, lanes, args.seed)
+            results_obj[name] = res
+        figures = {}
+        if results_obj:
+            hist = report.plot_histograms(out / eval_set.name / "histograms.png", ref_stats,
+                                          {n: r.stats["density_reference"] for n, r in results_obj.items()})
+            figures["histograms (density = reference count)"] = str(hist.relative_to(out))
+            for n, r in results_obj.items():
+                grid = report.plot_samples(out / eval_set.name / f"samples_{n}.png", eval_set.scenes,
+                                           r.generated["density_reference"], n, args.samples)
+                figures[f"{n}: samples (right) beside their references (left)"] = str(grid.relative_to(out))
+        sources = sorted({str(s.meta.get("source", "?")) for s in eval_set.scenes})
+        info = {"scenes": len(eval_set.scenes), "path": str(eval_set.path), "sources": sources}
+        all_metrics["sets"][eval_set.name] = {**info, "reference": reference, "generators": results,
+                                              "skipped": skipped}
+        sections.append(report.set_section(eval_set.name, info, results, reference, skipped, figures))
+    all_metrics["settings"]["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "metrics.json").write_text(json.dumps(all_metrics, indent=1, default=_json_default) + "\n")
+    head = ["# Evaluation report", "", f"Generators: {', '.join(f'`{n}`' for n in names)}; seed {args.seed}"
+            + (f"; at most {args.limit} scenes per set" if args.limit else "") + ".", ""]
+    if command:
+        head += ["Made with:", "", f"    {command}", ""]
+    head += ["Definitions: docs/evaluation.md. All numbers: metrics.json.", ""]
+    (out / "report.md").write_text("\n".join(head + sections) + "\n")
+    print(f"wrote {out / 'report.md'} and {out / 'metrics.json'}")
+    return 0
+
+
+def _json_default(value):
+    """numpy scalars and paths in JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
