@@ -1,0 +1,60 @@
+"""``sd-sim train``: train the autoencoder (stage 1) or the latent diffusion model (stage 2) on a folder of scenes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sd_sim_plugin.errors import SdSimError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``train``."""
+    p = subparsers.add_parser("train", help="train the Scenario Diffusion model (one stage at a time)",
+                              description="Train stage 1 (autoencoder) then stage 2 (diffusion) into one checkpoint "
+                                          "folder. Rasters are cached under DIR/.cache on first use; progress is "
+                                          "saved every few minutes and --resume continues an interrupted run.")
+    p.add_argument("--stage", required=True, choices=["autoencoder", "diffusion"])
+    p.add_argument("--data", required=True, type=Path, help="folder of training scenes (sd-sim collect output)")
+    p.add_argument("--val", type=Path, help="folder of validation scenes (default: the training data)")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint folder")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the folder's saved training state")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--save-every", type=float, default=180.0, help="seconds between checkpoint saves")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build or open the raster caches and train one stage."""
+    import torch
+
+    from sd_sim_plugin.model.cache import cached_arrays
+    from sd_sim_plugin.model.config import ModelConfig
+    from sd_sim_plugin.model.train import TrainOptions, pick_device, train_autoencoder, train_diffusion
+    from sd_sim_plugin.raster.bev import AGENT_CHANNELS, MAP_CHANNELS
+
+    if args.steps < 1 or args.batch_size < 1:
+        raise SdSimError(f"--steps and --batch-size must be positive (got {args.steps}, {args.batch_size})")
+    torch.set_num_threads(max(args.threads, 1))
+    if args.stage == "diffusion" or args.resume:
+        from sd_sim_plugin.model.checkpoint import load_config
+
+        cfg, _ = load_config(args.out)
+    else:
+        cfg = ModelConfig(map_channels=len(MAP_CHANNELS), agent_channels=len(AGENT_CHANNELS))
+    train = cached_arrays(args.data, cfg)
+    val = cached_arrays(args.val, cfg) if args.val else None
+    opts = TrainOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, resume=args.resume,
+                        device=pick_device(args.device), eval_every=args.eval_every, save_every_s=args.save_every)
+    if args.stage == "autoencoder":
+        history = train_autoencoder(train, val, args.out, opts, cfg)
+    else:
+        history = train_diffusion(train, val, args.out, opts)
+    print(f"trained {args.stage} to step {opts.steps} -> {args.out}; last validation: {history[-1] if history else {}}")
+    return 0

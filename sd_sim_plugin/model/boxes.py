@@ -1,0 +1,132 @@
+"""Detection-style box proposals on a grid of output cells: training targets from agents, and agents from proposals.
+
+Per cell (row 0 = front, col 0 = left, like the BEV raster) the proposal channels are:
+existence (1), heading cos/sin (2), signed distances from the cell centre to the box's front, left, back and right
+edges (4, metres / EDGE_SCALE), trajectory deltas chained outward from t = 0 in the agent's t = 0 heading frame
+(3 per non-t0 pose: dx / DELTA_SCALE, dy / DELTA_SCALE, dheading), and agent-type logits (3).
+Edge distances are signed rather than logged: pedestrian boxes are smaller than a 2.5 m cell, so the cell centre
+can lie outside the box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sd_sim_plugin.model.config import ModelConfig
+from sd_sim_plugin.scene.geometry import boxes_overlap
+from sd_sim_plugin.scene.types import Agents, AgentType, wrap_angle
+
+EDGE_SCALE = 4.0
+DELTA_SCALE = 10.0
+NUM_TYPES = len(AgentType)
+
+
+def proposal_channels(cfg: ModelConfig) -> int:
+    """Channels of the decoder output."""
+    return 1 + 2 + 4 + 3 * cfg.num_deltas + NUM_TYPES
+
+
+def target_channels(cfg: ModelConfig) -> int:
+    """Channels of a target grid: existence, cos/sin, edges, deltas, delta validity, type index."""
+    return 1 + 2 + 4 + 3 * cfg.num_deltas + cfg.num_deltas + 1
+
+
+def cell_centres(cfg: ModelConfig) -> np.ndarray:
+    """(G, G, 2) ego-frame (x, y) of every cell centre."""
+    g = cfg.grid
+    idx = np.arange(g)
+    x = (g / 2 - idx - 0.5) * cfg.cell_m
+    y = (g / 2 - idx - 0.5) * cfg.cell_m
+    return np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1).astype(np.float32)
+
+
+def _delta_order(cfg: ModelConfig) -> list[tuple[int, int]]:
+    """(pose, previous pose in the chain) pairs: future outward from t0, then past outward from t0."""
+    t0, t = cfg.horizon.t0_index, cfg.horizon.num_steps
+    return [(k, k - 1) for k in range(t0 + 1, t)] + [(k, k + 1) for k in range(t0 - 1, -1, -1)]
+
+
+def agents_to_targets(agents: Agents, cfg: ModelConfig) -> np.ndarray:
+    """Assign each agent to the cell holding its t = 0 centre -> (target_channels, G, G) float32 grid."""
+    g, t0, nd = cfg.grid, cfg.horizon.t0_index, cfg.num_deltas
+    out = np.zeros((target_channels(cfg), g, g), np.float32)
+    half = g * cfg.cell_m / 2
+    centres = cell_centres(cfg)
+    order = _delta_order(cfg)
+    for i in range(len(agents)):
+        if not agents.valid[i, t0]:
+            continue
+        x, y, h = agents.trajectory[i, t0]
+        r, c = int(np.floor((half - x) / cfg.cell_m)), int(np.floor((half - y) / cfg.cell_m))
+        if not (0 <= r < g and 0 <= c < g):
+            continue
+        cos_h, sin_h = np.cos(h), np.sin(h)
+        d = centres[r, c] - (x, y)
+        u, v = cos_h * d[0] + sin_h * d[1], -sin_h * d[0] + cos_h * d[1]
+        half_l, half_w = agents.length[i] / 2, agents.width[i] / 2
+        edges = np.array([half_l - u, half_w - v, half_l + u, half_w + v]) / EDGE_SCALE
+        deltas = np.zeros((nd, 3), np.float32)
+        dvalid = np.zeros(nd, np.float32)
+        for j, (k, prev) in enumerate(order):
+            if agents.valid[i, k] and agents.valid[i, prev]:
+                dxy = agents.trajectory[i, k, :2] - agents.trajectory[i, prev, :2]
+                deltas[j] = [(cos_h * dxy[0] + sin_h * dxy[1]) / DELTA_SCALE,
+                             (-sin_h * dxy[0] + cos_h * dxy[1]) / DELTA_SCALE,
+                             wrap_angle(agents.trajectory[i, k, 2] - agents.trajectory[i, prev, 2])]
+                dvalid[j] = 1.0
+        out[:, r, c] = np.concatenate([[1.0, cos_h, sin_h], edges, deltas.reshape(-1), dvalid, [agents.types[i]]])
+    return out
+
+
+def peak_cells(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """(K, 2) (row, col) of cells at or above ``threshold`` that are the maximum of their 3 x 3 neighbourhood."""
+    padded = np.pad(prob, 1, constant_values=-1.0)
+    g0, g1 = prob.shape
+    neighbourhood = np.max(np.stack([padded[dr:dr + g0, dc:dc + g1] for dr in range(3) for dc in range(3)]), axis=0)
+    return np.argwhere((prob >= threshold) & (prob >= neighbourhood))
+
+
+def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | None = None) -> Agents:
+    """One decoder output (proposal_channels, G, G) -> agents: threshold, 3 x 3 peaks, overlap removal."""
+    nd, t0 = cfg.num_deltas, cfg.horizon.t0_index
+    prob = 1.0 / (1.0 + np.exp(-out[0]))
+    cells = peak_cells(prob, cfg.existence_threshold if threshold is None else threshold)
+    if len(cells) == 0:
+        return Agents.empty(cfg.horizon.num_steps)
+    p = out[:, cells[:, 0], cells[:, 1]].T  # (K, C)
+    score = prob[cells[:, 0], cells[:, 1]]
+    heading = np.arctan2(p[:, 2], p[:, 1])
+    front, left, back, right = (p[:, 3:7] * EDGE_SCALE).T
+    length = np.clip(front + back, 0.3, 25.0)
+    width = np.clip(left + right, 0.3, 5.0)
+    cos_h, sin_h = np.cos(heading), np.sin(heading)
+    u, v = (back - front) / 2, (right - left) / 2  # cell centre relative to the box centre, in the box frame
+    centre = cell_centres(cfg)[cells[:, 0], cells[:, 1]] - np.stack([cos_h * u - sin_h * v, sin_h * u + cos_h * v], -1)
+    deltas = p[:, 7:7 + 3 * nd].reshape(-1, nd, 3)
+    types = np.argmax(p[:, 7 + 3 * nd:], axis=1)
+    traj = np.zeros((len(cells), cfg.horizon.num_steps, 3), np.float32)
+    traj[:, t0, :2], traj[:, t0, 2] = centre, heading
+    for j, (k, prev) in enumerate(_delta_order(cfg)):
+        dx, dy = deltas[:, j, 0] * DELTA_SCALE, deltas[:, j, 1] * DELTA_SCALE
+        traj[:, k, 0] = traj[:, prev, 0] + cos_h * dx - sin_h * dy
+        traj[:, k, 1] = traj[:, prev, 1] + sin_h * dx + cos_h * dy
+        traj[:, k, 2] = wrap_angle(traj[:, prev, 2] + deltas[:, j, 2])
+    keep = remove_overlaps(traj[:, t0], length, width, score)
+    traj = traj[keep]
+    velocity = np.gradient(traj[:, :, :2], cfg.horizon.step_s, axis=1) if cfg.horizon.num_steps > 1 \
+        else np.zeros((len(keep), 1, 2))
+    return Agents(types=types[keep], length=length[keep], width=width[keep], trajectory=traj, velocity=velocity,
+                  valid=np.ones(traj.shape[:2], bool))
+
+
+def remove_overlaps(pose: np.ndarray, length: np.ndarray, width: np.ndarray, score: np.ndarray,
+                    shrink: float = 0.9) -> np.ndarray:
+    """Indices of boxes kept by greedy overlap removal (most probable first); boxes shrunk so touching is fine."""
+    order = np.argsort(-score)
+    boxes = np.concatenate([pose[order], length[order, None] * shrink, width[order, None] * shrink], axis=1)
+    hits = boxes_overlap(boxes, boxes)
+    kept: list[int] = []
+    for i in range(len(order)):
+        if not any(hits[i, j] for j in kept):
+            kept.append(i)
+    return np.sort(order[kept])

@@ -1,0 +1,93 @@
+"""Checkpoints: a folder with ``config.json`` (format version, model config, training record) and safetensors weights.
+
+Files: ``autoencoder.safetensors`` (stage 1), ``denoiser.safetensors`` (stage 2, EMA weights) and, for resuming,
+``train_state_<stage>.safetensors`` (raw weights and optimiser moments). Weights load only through safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sd_sim_plugin.errors import SdSimError
+from sd_sim_plugin.model.config import FORMAT_VERSION, ModelConfig
+
+CONFIG_FILE = "config.json"
+WEIGHT_FILES = {"autoencoder": "autoencoder.safetensors", "denoiser": "denoiser.safetensors"}
+
+
+def save_config(ckpt_dir: str | Path, cfg: ModelConfig, training: dict | None = None) -> Path:
+    """Write ``config.json`` (keeps earlier training records of other stages)."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    path = ckpt_dir / CONFIG_FILE
+    record = {}
+    if path.exists():
+        record = json.loads(path.read_text()).get("training", {})
+    record.update(training or {})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"format_version": FORMAT_VERSION, "model": cfg.to_dict(), "training": record},
+                              indent=2))
+    tmp.replace(path)
+    return path
+
+
+def load_config(ckpt_dir: str | Path) -> tuple[ModelConfig, dict]:
+    """Read ``config.json`` -> (model config, training record); problems raise one-line :class:`SdSimError`."""
+    path = Path(ckpt_dir) / CONFIG_FILE
+    if not Path(ckpt_dir).is_dir():
+        raise SdSimError(f"{ckpt_dir}: no such checkpoint folder")
+    if not path.exists():
+        raise SdSimError(f"{path}: missing; a checkpoint folder needs config.json and safetensors weights")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SdSimError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        version = data.get("format_version") if isinstance(data, dict) else None
+        raise SdSimError(f"{path}: checkpoint format version {version}, this package reads {FORMAT_VERSION}")
+    try:
+        return ModelConfig.from_dict(data["model"]), data.get("training", {})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SdSimError(f"{path}: model config is incomplete or invalid ({type(exc).__name__}: {exc})") from None
+
+
+def save_weights(module: nn.Module | dict[str, torch.Tensor], path: str | Path) -> Path:
+    """Write a state dict with safetensors (atomically, so an interrupted save never leaves a broken file)."""
+    path = Path(path)
+    state = module.state_dict() if isinstance(module, nn.Module) else module
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a missing or damaged file raises :class:`SdSimError` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise SdSimError(f"{path}: missing weights file")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise SdSimError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
+    """Load safetensors weights into ``module``; wrong names or shapes raise :class:`SdSimError` naming the file."""
+    state = load_tensors(path)
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        what = (f"{len(missing)} missing" if missing else "") or (f"{len(unexpected)} unexpected" if unexpected else "")
+        detail = wrong[0] if wrong else (missing or unexpected)[0]
+        raise SdSimError(f"{path}: weights do not match config.json ({what or 'shape mismatch'}, e.g. {detail!r})")
+    module.load_state_dict(state)
+    return module

@@ -1,0 +1,68 @@
+"""The model's configuration: raster, horizon, cell grid, architecture and token layout, stored in checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from sd_sim_plugin.model.tokens import TokenLayout
+from sd_sim_plugin.scene.types import Horizon
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the networks and read their outputs (JSON round-trips via to/from_dict)."""
+
+    size_px: int = 64
+    resolution_m: float = 1.25
+    map_channels: int = 6
+    agent_channels: int = 8
+    horizon: Horizon = field(default_factory=Horizon)
+    grid: int = 32  # output cells per side (one box proposal each)
+    latent_channels: int = 4
+    latent_size: int = 16
+    ae_width: int = 48
+    map_embed_channels: int = 8  # denoiser map encoder output, concatenated with the noisy latent
+    unet_channels: tuple[int, int] = (32, 64)
+    token_dim: int = 64
+    attention_head_dim: int = 8
+    existence_threshold: float = 0.5
+    sampler_steps: int = 10
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    tokens: TokenLayout = field(default_factory=TokenLayout)
+    latent_mean: tuple[float, ...] = ()
+    latent_std: tuple[float, ...] = ()
+
+    @property
+    def cell_m(self) -> float:
+        """Side of one output cell in metres."""
+        return self.size_px * self.resolution_m / self.grid
+
+    @property
+    def num_deltas(self) -> int:
+        """Trajectory poses besides t = 0 (each predicted as a chained delta)."""
+        return self.horizon.num_steps - 1
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form."""
+        d = asdict(self)
+        d["horizon"] = self.horizon.to_dict()
+        d["tokens"] = self.tokens.to_dict()
+        d["unet_channels"] = list(self.unet_channels)
+        d["latent_mean"] = list(self.latent_mean)
+        d["latent_std"] = list(self.latent_std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d["horizon"] = Horizon(**d["horizon"])
+        d["tokens"] = TokenLayout(**d["tokens"])
+        d["unet_channels"] = tuple(d["unet_channels"])
+        d["latent_mean"] = tuple(d.get("latent_mean", ()))
+        d["latent_std"] = tuple(d.get("latent_std", ()))
+        return cls(**d)

@@ -1,0 +1,186 @@
+"""The Scenario Diffusion model: box encoding, tokens, EDM, overfitting, seeding, checkpoints, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sd_sim_plugin.cli import main
+from sd_sim_plugin.errors import SdSimError
+from sd_sim_plugin.model.boxes import agents_to_targets, proposals_to_agents
+from sd_sim_plugin.model.cache import agents_in_view, build_arrays
+from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, save_config
+from sd_sim_plugin.model.edm import karras_sigmas, loss_weight, preconditioning, sample
+from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
+from sd_sim_plugin.model.tokens import UNSET, drop_tokens, global_token_features
+from sd_sim_plugin.model.train import (TrainOptions, decode_targets, reconstruction_scores, train_autoencoder,
+                                       train_diffusion)
+from sd_sim_plugin.scene.tokens import tokens_from_agents
+
+
+def test_targets_decode_back_to_the_same_agents(road_scenes, tiny_config):
+    """Cell targets -> proposals -> agents reproduces poses, sizes, types and trajectories."""
+    cfg, t0 = tiny_config, tiny_config.horizon.t0_index
+    for scene in road_scenes:
+        truth = agents_in_view(scene, cfg)
+        [got] = decode_targets(agents_to_targets(truth, cfg)[None], cfg)
+        assert len(got) == len(truth)
+        order = [int(np.argmin(np.linalg.norm(truth.trajectory[:, t0, :2] - p, axis=1)))
+                 for p in got.trajectory[:, t0, :2]]
+        assert sorted(order) == list(range(len(truth)))
+        ref = truth.select(np.array(order))
+        np.testing.assert_allclose(got.trajectory[..., :2], ref.trajectory[..., :2], atol=0.02)
+        np.testing.assert_allclose(got.length, ref.length, atol=0.01)
+        np.testing.assert_allclose(got.width, ref.width, atol=0.01)
+        np.testing.assert_array_equal(got.types, ref.types)
+        np.testing.assert_allclose(got.velocity[:, t0], ref.velocity[:, t0], atol=0.05)
+
+
+def test_peak_picking_keeps_one_box_per_blob(tiny_config):
+    """Two strong neighbouring cells describing the same car give one agent after peaks and overlap removal."""
+    cfg = tiny_config
+    out = np.zeros((7 + 3 * cfg.num_deltas + 3, cfg.grid, cfg.grid), np.float32)
+    out[0] = -10.0
+    out[0, 10, 10], out[0, 10, 11] = 5.0, 3.0
+    out[1] = 1.0  # heading 0
+    out[3:7] = 0.6  # 2.4 m to every edge: a 4.8 m x 4.8 m box, overlapping its neighbour
+    assert len(proposals_to_agents(out, cfg)) == 1
+
+
+def test_token_dropout_counts_the_dropped_agents():
+    """The global token equals the number of dropped tokens (or UNSET), and 40% of samples keep everything."""
+    rng = np.random.default_rng(0)
+    kept_all = 0
+    for _ in range(2000):
+        keep, count = drop_tokens(10, rng)
+        assert count == UNSET or count == 10 - keep.sum()
+        kept_all += keep.all()
+    assert 0.38 < kept_all / 2000 < 0.55  # 40% forced, plus draws that happen to drop nothing
+    feats = global_token_features(np.array([UNSET, 0, 3, 500]), __import__("sd_sim_plugin.model.tokens",
+                                                                         fromlist=["TokenLayout"]).TokenLayout())
+    assert feats[0, -2] == 1 and feats[1, 0] == 1 and feats[2, 3] == 1 and feats[3, 40] == 1
+
+
+def test_edm_preconditioning_and_sampler():
+    """c_skip -> 1 and c_out -> 0 as sigma -> 0; lambda = 1 / c_out^2; the ODE lands on a perfect denoiser's target."""
+    sigma = torch.tensor([1e-4, 1.0, 80.0])
+    c_skip, c_out, c_in, c_noise = preconditioning(sigma)
+    assert c_skip[0] == pytest.approx(1.0, abs=1e-6) and c_out[0] == pytest.approx(0.0, abs=1e-3)
+    assert c_skip[1] == pytest.approx(0.5) and c_in[1] == pytest.approx(2 ** -0.5)
+    torch.testing.assert_close(loss_weight(sigma), 1 / c_out ** 2)
+    assert c_noise[1] == pytest.approx(0.0)
+    sigmas = karras_sigmas(10, 0.002, 80.0)
+    assert sigmas[0] == pytest.approx(80.0) and sigmas[-1] == 0 and torch.all(sigmas[:-1] > sigmas[1:])
+    target = torch.randn(2, 4, 8, 8)
+    out = sample(lambda x, s: target, torch.randn(2, 4, 8, 8), sigmas)
+    torch.testing.assert_close(out, target)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, road_scenes, tiny_config):
+    """A tiny model trained on four scenes (autoencoder to convergence, a few diffusion steps)."""
+    torch.set_num_threads(1)  # CPU time of one thread is what the 60 s budget means on a shared machine
+    root = tmp_path_factory.mktemp("model")
+    arrays = build_arrays(road_scenes[:4], tiny_config, root / "cache")
+    start = time.process_time()
+    train_autoencoder(arrays, None, root / "ckpt", TrainOptions(steps=400, batch_size=4, lr=4e-3, eval_every=1000,
+                                                                progress=False), tiny_config)
+    ae_seconds = time.process_time() - start
+    train_diffusion(arrays, None, root / "ckpt", TrainOptions(steps=20, batch_size=4, eval_every=1000,
+                                                              progress=False))
+    return root / "ckpt", arrays, ae_seconds
+
+
+def test_tiny_model_overfits_and_reconstructs(trained, tiny_config):
+    """The autoencoder overfits four scenes in under 60 s of CPU time and reconstructs their agents with F1 >= 0.9."""
+    ckpt, arrays, seconds = trained
+    gen = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
+    scores = reconstruction_scores(gen.autoencoder, arrays, np.arange(len(arrays)), tiny_config)
+    assert seconds < 60
+    assert scores["f1"] >= 0.9, scores
+    assert scores["centre_err_m"] < 0.5
+
+
+def test_same_seed_same_scene(trained, road_scenes):
+    """Generation is a function of the seed; the ego box stays free."""
+    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    scene = road_scenes[0]
+    tokens = tokens_from_agents(scene.others, scene.horizon)[:2]
+    a = gen.generate(scene.map, agent_tokens=tokens, density=3, seed=7, count=3)
+    b = gen.generate(scene.map, agent_tokens=tokens, density=3, seed=7, count=3)
+    for x, y in zip(a, b):
+        assert x.ego_index == -1 and x.horizon == gen.horizon
+        np.testing.assert_array_equal(x.agents.trajectory, y.agents.trajectory)
+        assert np.all(np.abs(x.agents.trajectory[:, 2, :2]).max(axis=1, initial=9) > 1.0)
+    g = torch.Generator().manual_seed(7)
+    first = torch.randn(3, generator=g)
+    assert not torch.equal(first, torch.randn(3, generator=torch.Generator().manual_seed(8)))
+
+
+def test_checkpoint_round_trip(trained, road_scenes, tmp_path):
+    """Weights and config survive a save/load round trip: the loaded model generates the same scenes."""
+    ckpt = trained[0]
+    gen = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ["config.json", *WEIGHT_FILES.values()]:
+        (copy / name).write_bytes((ckpt / name).read_bytes())
+    again = ScenarioDiffusionGenerator.from_checkpoint(copy)
+    for (k, v), (k2, v2) in zip(gen.denoiser.state_dict().items(), again.denoiser.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    assert load_config(copy)[0] == gen.cfg
+    s1 = gen.generate(road_scenes[1].map, seed=3, count=2)
+    s2 = again.generate(road_scenes[1].map, seed=3, count=2)
+    for x, y in zip(s1, s2):
+        np.testing.assert_array_equal(x.agents.trajectory, y.agents.trajectory)
+
+
+def _copy_ckpt(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for name in ["config.json", *WEIGHT_FILES.values()]:
+        (dst / name).write_bytes((src / name).read_bytes())
+    return dst
+
+
+def test_corrupt_or_mismatched_checkpoint_gives_one_clear_line(trained, tmp_path):
+    """Truncated weights, a config for another architecture, a missing file or version -> SdSimError naming it."""
+    ckpt = trained[0]
+    broken = _copy_ckpt(ckpt, tmp_path / "broken")
+    data = (broken / WEIGHT_FILES["denoiser"]).read_bytes()
+    (broken / WEIGHT_FILES["denoiser"]).write_bytes(data[: len(data) // 3])
+    with pytest.raises(SdSimError, match="denoiser.safetensors"):
+        ScenarioDiffusionGenerator.from_checkpoint(broken)
+
+    other = _copy_ckpt(ckpt, tmp_path / "other")
+    cfg, record = load_config(other)
+    save_config(other, __import__("dataclasses").replace(cfg, ae_width=48), record)
+    with pytest.raises(SdSimError, match="autoencoder.safetensors: weights do not match"):
+        ScenarioDiffusionGenerator.from_checkpoint(other)
+
+    old = _copy_ckpt(ckpt, tmp_path / "old")
+    text = json.loads((old / "config.json").read_text())
+    text["format_version"] = 99
+    (old / "config.json").write_text(json.dumps(text))
+    with pytest.raises(SdSimError, match="format version 99"):
+        ScenarioDiffusionGenerator.from_checkpoint(old)
+
+    (old / "config.json").unlink()
+    with pytest.raises(SdSimError, match="config.json: missing"):
+        ScenarioDiffusionGenerator.from_checkpoint(old)
+    for err in (SdSimError,):
+        with pytest.raises(err, match="no such checkpoint folder"):
+            ScenarioDiffusionGenerator.from_checkpoint(tmp_path / "nowhere")
+
+
+def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
+    """`sd-sim generate` with a missing checkpoint or a bad --map exits 2 with one line, no traceback."""
+    assert main(["generate", "--map", "pg:1", "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such checkpoint folder" in err[0]
+    assert main(["generate", "--map", "mars:1", "--out", str(tmp_path)]) == 2
+    assert "expected pg:SEED" in capsys.readouterr().err
