@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"overall: bare MetaDrive env.step {b_rate[0]:.1f} steps/s wall ({b_rate[1]:.1f} per CPU-s); "
           f"collection {c_rate[0]:.1f} sim steps/s wall ({c_rate[1]:.1f} per CPU-s) including env creation, "
           f"recording, windows and shard writing")
-    print(f"ratio collection / bare env.step rate: {c_rate[0] / b_rate[0]:.2f} (wall), {c_rate[1] / b_rate[1]:.2f} (CPU); "
+    print(f"ratio collection / bare env.step rate: {c_rate[0] / b_rate[0]:.2f} (wall), "
+          f"{c_rate[1] / b_rate[1]:.2f} (CPU); "
           f"vs bare env incl. creation+reset: {c_rate[0] / (tot['bs'] / tot['bsw']):.2f} (wall), "
           f"{c_rate[1] / (tot['bs'] / tot['bsc']):.2f} (CPU)")
     return 0

@@ -188,8 +188,8 @@ def collect(units: Iterable[Unit], out: str | Path, config: dict, *, sources: di
     units = list(units)
     start = time.time()
     manifest = {"format": "sd_sim_plugin scene shards", "shard_format_version": SHARD_FORMAT_VERSION,
-                "package_version": package_version(), "status": "running", "config": config, "sources": sources or {}, "units": [],
-                "skipped": []}
+                "package_version": package_version(), "status": "running", "config": config,
+                "sources": sources or {}, "units": [], "skipped": []}
     _write_json(manifest_path, manifest)
     resumed = 0
     bar = tqdm(units, desc=f"collect -> {out.name}", unit="unit", disable=not progress, dynamic_ncols=True)

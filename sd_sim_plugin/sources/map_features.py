@@ -210,7 +210,8 @@ def crop_map(geometry: MapGeometry, radius: float) -> MapGeometry:
         out: list[np.ndarray] = []
         if not lines:
             return out
-        near = [p for p in lines if len(p) >= 2 and np.all(p.min(axis=0) <= radius) and np.all(p.max(axis=0) >= -radius)]
+        near = [p for p in lines
+                if len(p) >= 2 and np.all(p.min(axis=0) <= radius) and np.all(p.max(axis=0) >= -radius)]
         clipped = shapely.clip_by_rect([LineString(p) for p in near], -radius, -radius, radius, radius)
         for geom in clipped:
             for part in getattr(geom, "geoms", [geom]):
