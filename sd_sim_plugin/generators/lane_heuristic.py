@@ -8,6 +8,7 @@ ego or an earlier vehicle are redrawn. Agent tokens are placed exactly as descri
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,9 +85,9 @@ class _LaneNetwork:
         pa, pb = self.points[a], self.points[b]
         if len(pa) < 2 or len(pb) < 2:
             return False
-        gap = np.linalg.norm(pb[0] - pa[-1])
-        turn = abs(wrap_angle(self.headings[b][0] - self.headings[a][-1]))
-        return bool(gap <= JOIN_MAX_GAP_M + self.step_m and turn <= np.deg2rad(60.0))
+        gap = math.hypot(pb[0, 0] - pa[-1, 0], pb[0, 1] - pa[-1, 1])
+        turn = abs(math.remainder(self.headings[b][0] - self.headings[a][-1], 2 * math.pi))
+        return gap <= JOIN_MAX_GAP_M + self.step_m and turn <= math.radians(60.0)
 
     @property
     def length_in_box_m(self) -> float:
@@ -160,12 +161,15 @@ class LaneHeuristicGenerator:
         self.metres_per_vehicle = metres_per_vehicle
         self.speed_prior = speed_prior
         self.size_prior = size_prior
+        self._network: tuple[MapGeometry, _LaneNetwork] | None = None
 
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
                  density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
         """``count`` scenes: agent tokens first, then ``density`` lane-placed vehicles (Poisson by lane length if None)."""
         rng = np.random.default_rng(seed)
-        lanes = _LaneNetwork(map)
+        if self._network is None or self._network[0] is not map:  # callers often reuse one map: keep its lanes
+            self._network = (map, _LaneNetwork(map))
+        lanes = self._network[1]
         return [self._one(map, lanes, ego, agent_tokens or [], density, rng, seed, k) for k in range(count)]
 
     def _one(self, map: MapGeometry, lanes: _LaneNetwork, ego: Agents | None, tokens: list[AgentToken],

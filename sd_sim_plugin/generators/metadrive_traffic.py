@@ -24,10 +24,11 @@ from sd_sim_plugin.generators.log import map_fingerprint
 from sd_sim_plugin.scene.geometry import boxes_overlap
 from sd_sim_plugin.scene.tokens import AgentToken
 from sd_sim_plugin.scene.transform import Pose2D, agents_to_local
-from sd_sim_plugin.scene.types import Agents, Horizon, MapGeometry, Scene
+from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, Scene
 from sd_sim_plugin.sources.tracks import Tracks, WindowConfig, resample
 
 _REQUIRED_META = ("map_seed", "t0_s", "frame")
+MAX_STEP_M = 6.0  # a longer jump between two 0.1 s env steps is a respawn, not motion
 
 
 class MetaDriveTrafficGenerator:
@@ -135,7 +136,7 @@ def run_traffic_episode(map_seed: int, blocks: int, traffic_density: float, traf
     from metadrive.envs import MetaDriveEnv
 
     from sd_sim_plugin.sources.metadrive_assets import ensure_headless_assets
-    from sd_sim_plugin.sources.pg import PGConfig, _Recorder, env_config
+    from sd_sim_plugin.sources.pg import PGConfig, env_config
 
     ensure_headless_assets()
     config = env_config(map_seed, PGConfig())
@@ -149,15 +150,52 @@ def run_traffic_episode(map_seed: int, blocks: int, traffic_density: float, traf
         Randomizable.seed(env.engine.traffic_manager, traffic_seed)
         env.reset()
         dt = float(env.config["physics_world_step_size"]) * int(env.config["decision_repeat"])
-        recorder = _Recorder()
-        recorder.record(env)
+        frames = [_vehicle_states(env)]
         for _ in range(int(np.ceil(episode_s / dt))):
             env.step([0.0, 0.0])
-            recorder.record(env)
-        return recorder.to_tracks(dt)
+            frames.append(_vehicle_states(env))
+        return _to_tracks(frames, dt)
     except SdSimError:
         raise
     except Exception as exc:  # MetaDrive failures surface as one line naming the seed
         raise SdSimError(f"PG map seed {map_seed}: MetaDrive traffic rollout failed ({type(exc).__name__}: {exc})") from None
     finally:
         env.close()
+
+
+def _vehicle_states(env) -> dict[str, tuple]:
+    """MetaDrive object id -> (x, y, heading, vx, vy, length, width, is_ego) of every vehicle now."""
+    from metadrive.component.vehicle.base_vehicle import BaseVehicle
+
+    ego_id = env.agent.id
+    return {obj.id: (*(float(v) for v in obj.position), float(obj.heading_theta),
+                     *(float(v) for v in obj.velocity), float(obj.LENGTH), float(obj.WIDTH), obj.id == ego_id)
+            for obj in env.engine.get_objects().values() if isinstance(obj, BaseVehicle)}
+
+
+def _to_tracks(frames: list[dict[str, tuple]], dt: float) -> Tracks:
+    """Per-frame vehicle states -> tracks; a vehicle that jumps (respawn) or disappears starts a new track."""
+    spans: list[tuple[str, list[int]]] = []  # (object id, frames) per track
+    current: dict[str, int] = {}  # object id -> index of its open span
+    for f, states in enumerate(frames):
+        for oid, st in states.items():
+            k = current.get(oid)
+            if k is not None:
+                last = frames[spans[k][1][-1]][oid]
+                if spans[k][1][-1] != f - 1 or np.hypot(st[0] - last[0], st[1] - last[1]) > MAX_STEP_M:
+                    k = None
+            if k is None:
+                current[oid] = k = len(spans)
+                spans.append((oid, []))
+            spans[k][1].append(f)
+    n, t = len(spans), len(frames)
+    state = np.zeros((n, t, 5))
+    valid = np.zeros((n, t), bool)
+    for i, (oid, fr) in enumerate(spans):
+        state[i, fr] = [frames[f][oid][:5] for f in fr]
+        valid[i, fr] = True
+    first = [frames[fr[0]][oid] for oid, fr in spans]
+    ego = next((i for i, st in enumerate(first) if st[7]), -1)
+    return Tracks(times=np.arange(t) * dt, pose=state[..., :3], velocity=state[..., 3:5], valid=valid,
+                  length=np.array([st[5] for st in first]), width=np.array([st[6] for st in first]),
+                  types=np.full(n, int(AgentType.VEHICLE)), ids=[f"md{i:04d}" for i in range(n)], ego_index=ego)
