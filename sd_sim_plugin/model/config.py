@@ -22,7 +22,7 @@ class ModelConfig:
     grid: int = 32  # output cells per side (one box proposal each)
     latent_channels: int = 4
     latent_size: int = 16
-    ae_width: int = 48
+    ae_width: int = 32
     map_embed_channels: int = 8  # denoiser map encoder output, concatenated with the noisy latent
     unet_channels: tuple[int, int] = (32, 64)
     token_dim: int = 64

@@ -1,0 +1,99 @@
+"""Scenario Diffusion generation speed: latency at batch 1 and throughput at batch 32, beside MetaDrive's traffic reset.
+
+Per scene, timed end to end: map raster, map encoding, EDM sampling (the checkpoint's sampler steps), decoding,
+peak picking, overlap removal, ``Scene`` objects. Maps: ego-frame PG maps around the ego's spawn pose (held-out eval
+seeds). Baselines in the same run: the paper's reported ~1 s per scene on a GPU, and MetaDrive's own way of getting
+traffic on a map, ``env.reset()`` of a ``MetaDriveEnv`` with traffic (median over resets of the same maps).
+Run: ``.venv/bin/python -m benchmarks.model [--checkpoint DIR] [--threads 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from sd_sim_plugin.generators.registry import DEFAULT_CHECKPOINT
+
+PAPER_S_PER_SCENE = 1.0
+MAP_SEEDS = (1000, 1001, 1002)
+
+
+def _maps() -> list:
+    """Ego-frame PG maps and ego boxes, and MetaDrive reset times on the same maps."""
+    from metadrive.envs import MetaDriveEnv
+
+    from sd_sim_plugin.cli.generate import MAP_RADIUS_M, _ego_agents
+    from sd_sim_plugin.scene.transform import Pose2D, map_to_local
+    from sd_sim_plugin.sources.map_features import live_map
+    from sd_sim_plugin.sources.metadrive_assets import ensure_headless_assets
+    from sd_sim_plugin.sources.pg import PGConfig, env_config
+
+    ensure_headless_assets()
+    maps, resets = [], []
+    for seed in MAP_SEEDS:
+        env = MetaDriveEnv(env_config(seed, PGConfig()))
+        try:
+            for i in range(4):
+                start = time.perf_counter()
+                env.reset(seed=seed)
+                if i:  # the first reset builds the map; later ones are MetaDrive's per-episode traffic cost
+                    resets.append(time.perf_counter() - start)
+            ego = env.agent
+            pose = Pose2D(float(ego.position[0]), float(ego.position[1]), float(ego.heading_theta))
+            maps.append((map_to_local(live_map(env), pose, radius=MAP_RADIUS_M), _ego_agents(ego.LENGTH, ego.WIDTH)))
+        finally:
+            env.close()
+    return maps, resets
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(prog="benchmarks.model")
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
+
+    gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint)
+    maps, resets = _maps()
+    for m, ego in maps:  # warm-up
+        gen.generate(m, ego=ego, seed=0, count=2)
+
+    single, single_cpu = [], []
+    for i in range(args.repeats):
+        m, ego = maps[i % len(maps)]
+        w, c = time.perf_counter(), time.process_time()
+        gen.generate(m, ego=ego, seed=i, count=1)
+        single.append(time.perf_counter() - w)
+        single_cpu.append(time.process_time() - c)
+    batch, batch_cpu = [], []
+    for i in range(max(args.repeats // 5, 3)):
+        m, ego = maps[i % len(maps)]
+        w, c = time.perf_counter(), time.process_time()
+        gen.generate(m, ego=ego, seed=i, count=32)
+        batch.append(time.perf_counter() - w)
+        batch_cpu.append(time.process_time() - c)
+
+    lat = statistics.median(single)
+    rate = 32 / statistics.median(batch)
+    reset = statistics.median(resets)
+    print(f"checkpoint {args.checkpoint}: {gen.cfg.sampler_steps} Euler steps, threads {args.threads}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"batch 1 : median {lat * 1000:.1f} ms/scene wall (p90 {sorted(single)[int(0.9 * len(single))] * 1000:.1f}),"
+          f" CPU {statistics.median(single_cpu) * 1000:.1f} ms  [goal <= 100 ms]")
+    print(f"batch 32: {rate:.1f} scenes/s wall ({statistics.median(batch) / 32 * 1000:.1f} ms/scene), CPU "
+          f"{statistics.median(batch_cpu) / 32 * 1000:.1f} ms/scene  [goal >= 50 scenes/s]")
+    print(f"MetaDrive traffic reset (same maps): median {reset * 1000:.1f} ms")
+    print(f"ratios: paper ~1 s/scene on a GPU / ours batch 1 = {PAPER_S_PER_SCENE / lat:.1f}x, batch 32 = "
+          f"{PAPER_S_PER_SCENE * rate:.1f}x; MetaDrive reset / ours batch 1 = {reset / lat:.2f}x, batch 32 = "
+          f"{reset * rate:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
