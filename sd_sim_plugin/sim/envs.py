@@ -41,9 +41,12 @@ SEED_RANGE = 2**31 - 1
 _OPTION_KEYS = {"agent_tokens", "density", "map_index", "scene_seed"}
 
 
-def _prepare_config(config: dict | None, overrides: dict, defaults: dict) -> tuple[SimConfig, dict]:
+def _prepare_config(config: dict | None, generator: Generator | str | None, overrides: dict,
+                    defaults: dict) -> tuple[SimConfig, dict]:
     """Split user config into our SimConfig and MetaDrive's config; check rendering needs."""
     merged = {**defaults, **(config or {}), **overrides}
+    if generator is not None:
+        merged["generator"] = generator
     sim = SimConfig.pop_from(merged)
     if merged.get("use_render") or merged.get("image_observation"):
         require_real_assets()
@@ -57,9 +60,9 @@ class _GeneratedTrafficMixin:
     generator: Generator
     _request: SceneRequest
 
-    def _init_generated_traffic(self, sim: SimConfig, generator: Generator | None) -> None:
+    def _init_generated_traffic(self, sim: SimConfig) -> None:
         self.sim_config = sim
-        self.generator = generator if generator is not None else sim.build_generator()
+        self.generator = sim.build_generator()
         self._request = sim.request
         self._episode_info: dict = {}
         if sim.scene_seed is not None:
@@ -145,10 +148,10 @@ class _GeneratedTrafficMixin:
 class ScenarioDiffusionEnv(_GeneratedTrafficMixin, MetaDriveEnv):
     """MetaDrive's procedural (PG) maps with generated traffic (see the module docstring for config and seeding)."""
 
-    def __init__(self, config: dict | None = None, *, generator: Generator | None = None, **overrides: Any) -> None:
+    def __init__(self, config: dict | None = None, *, generator: Generator | str | None = None, **overrides: Any) -> None:
         ensure_headless_assets()
-        sim, md_config = _prepare_config(config, overrides, {**COMMON_DEFAULTS, "traffic_density": 0.0})
-        self._init_generated_traffic(sim, generator)
+        sim, md_config = _prepare_config(config, generator, overrides, {**COMMON_DEFAULTS, "traffic_density": 0.0})
+        self._init_generated_traffic(sim)
         super().__init__(md_config)
 
 
@@ -169,11 +172,11 @@ class ScenarioDiffusionRealEnv(_GeneratedTrafficMixin, ScenarioEnv):
     (unlike ``ScenarioEnv``'s defaults), as in the PG env.
     """
 
-    def __init__(self, config: dict | None = None, *, generator: Generator | None = None, **overrides: Any) -> None:
+    def __init__(self, config: dict | None = None, *, generator: Generator | str | None = None, **overrides: Any) -> None:
         ensure_headless_assets()
         defaults = {**COMMON_DEFAULTS, "store_map": False, "crash_vehicle_done": True, "crash_object_done": True,
                     "crash_human_done": True}
-        sim, md_config = _prepare_config(config, overrides, defaults)
+        sim, md_config = _prepare_config(config, generator, overrides, defaults)
         data_directory = md_config.get("data_directory")
         if not data_directory:
             raise SdSimError("ScenarioDiffusionReal-v0 needs data_directory=<ScenarioNet folder with "
@@ -184,5 +187,5 @@ class ScenarioDiffusionRealEnv(_GeneratedTrafficMixin, ScenarioEnv):
         if not 0 < md_config["num_scenarios"] <= available:
             raise SdSimError(f"num_scenarios={md_config['num_scenarios']} but {data_directory} has {available} "
                              "scenarios from start_scenario_index on")
-        self._init_generated_traffic(sim, generator)
+        self._init_generated_traffic(sim)
         super().__init__(md_config)

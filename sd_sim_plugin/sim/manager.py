@@ -3,7 +3,7 @@
 On each reset (``after_reset``: the map and the ego exist by then):
 live map (world frame, cached per map) -> ego-frame map around the ego -> ``generator.generate(...)`` ->
 world-frame agents -> drop agents overlapping the ego (counted) -> spawn them:
-vehicles as ``VaryingDynamicsVehicle`` of the generated size, pedestrians and cyclists as MetaDrive's own objects.
+vehicles as ``GeneratedVehicle`` (a ``VaryingDynamicsVehicle``) of the generated size, pedestrians and cyclists as MetaDrive's own objects.
 
 Actor modes:
 - ``replay``: every step the pose and velocity come from the trajectory (interpolated between horizon steps),
@@ -12,8 +12,8 @@ Actor modes:
   route made of their trajectory and its lane continuation; pedestrians and cyclists replay.
 
 On PG maps every generated vehicle gets a ``NodeNetworkNavigation`` updated each step, and pedestrians and cyclists
-get a ``lane`` attribute: MetaDrive's ``IDMPolicy`` ego finds the car ahead through each object's ``.lane`` and
-ignores every object when one of them lacks it.
+a ``lane`` attribute (the lane under them, else ``OFF_LANE``): MetaDrive's ``IDMPolicy`` ego finds the car ahead
+through each object's ``.lane`` and ignores every object when one of them lacks it (see :mod:`.objects`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from metadrive.component.navigation_module.node_network_navigation import NodeNe
 from metadrive.component.road_network.node_road_network import NodeRoadNetwork
 from metadrive.component.traffic_participants.cyclist import Cyclist
 from metadrive.component.traffic_participants.pedestrian import Pedestrian
-from metadrive.component.vehicle.vehicle_type import VaryingDynamicsVehicle
 from metadrive.manager.base_manager import BaseManager
 from metadrive.utils.pg.utils import ray_localization
 
@@ -37,6 +36,7 @@ from sd_sim_plugin.scene.transform import Pose2D, agents_to_world, map_to_local
 from sd_sim_plugin.scene.types import Agents, AgentType, MapGeometry, Scene
 from sd_sim_plugin.sim.config import SceneRequest, SimConfig
 from sd_sim_plugin.sim.criticality import Criticality, box_gaps, ego_criticality
+from sd_sim_plugin.sim.objects import OFF_LANE, GeneratedVehicle
 from sd_sim_plugin.sim.policies import GeneratedIDMPolicy
 from sd_sim_plugin.sim.routes import ActorPath, LaneGraph
 from sd_sim_plugin.sources.map_features import crop_map, live_map
@@ -170,29 +170,30 @@ class GeneratedTrafficManager(BaseManager):
                 obj = self.spawn_object(cls, position=list(xy), heading_theta=heading)
                 replay = True
                 if pg:
-                    obj.lane = self._closest_lane(xy)
+                    obj.lane = self._lane_at(xy)
             self.actors.append(Actor(agents.ids[i], kind, obj, path, length, width, replay))
 
     def _spawn_vehicle(self, xy: np.ndarray, heading: float, length: float, width: float, pg: bool):
-        """A vehicle of the generated size; on PG maps with a navigation module localised on the nearest lane."""
+        """A vehicle of the generated size; on PG maps with a navigation module (started on the nearest lane)."""
         cfg = dict(TRAFFIC_VEHICLE_CONFIG, length=length, width=width, height=None, navigation_module=None,
                    spawn_lane_index=None)
         if not pg:
-            return self.spawn_object(VaryingDynamicsVehicle, vehicle_config=cfg, position=list(xy), heading=heading)
+            return self.spawn_object(GeneratedVehicle, vehicle_config=cfg, position=list(xy), heading=heading)
         cfg["navigation_module"] = NodeNetworkNavigation
         on_lanes = ray_localization((np.cos(heading), np.sin(heading)), tuple(xy), self.engine, use_heading_filter=False)
         if on_lanes:
             cfg["spawn_lane_index"] = on_lanes[0][1]
-            return self.spawn_object(VaryingDynamicsVehicle, vehicle_config=cfg, position=list(xy), heading=heading)
+            return self.spawn_object(GeneratedVehicle, vehicle_config=cfg, position=list(xy), heading=heading)
         # Off the road: the navigation module can only start on a lane, so spawn on the nearest one and move.
         lane = self._closest_lane(xy)
         long, _ = lane.local_coordinates(xy)
         long = float(np.clip(long, 0.0, lane.length))
         cfg["spawn_lane_index"] = lane.index
-        v = self.spawn_object(VaryingDynamicsVehicle, vehicle_config=cfg, position=list(lane.position(long, 0.0)),
+        v = self.spawn_object(GeneratedVehicle, vehicle_config=cfg, position=list(lane.position(long, 0.0)),
                               heading=lane.heading_theta_at(long))
         v.set_position(list(xy))
         v.set_heading_theta(heading)
+        v.localise()
         return v
 
     def _add_idm(self, vehicle, path: ActorPath, max_speed_mps: float) -> None:
@@ -206,12 +207,14 @@ class GeneratedTrafficManager(BaseManager):
         self.add_policy(vehicle.id, GeneratedIDMPolicy, vehicle, self.generate_seed(), route,
                         float(max_speed_mps) * MPS_TO_KMH)
 
+    def _lane_at(self, xy: np.ndarray):
+        """The MetaDrive lane under a point, or OFF_LANE (PG maps)."""
+        on_lanes = ray_localization((1.0, 0.0), tuple(xy), self.engine, use_heading_filter=False)
+        return on_lanes[0][0] if on_lanes else OFF_LANE
+
     def _closest_lane(self, xy: np.ndarray):
         """The MetaDrive lane nearest to a point (PG maps)."""
         network = self.engine.current_map.road_network
-        on_lanes = ray_localization((1.0, 0.0), tuple(xy), self.engine, use_heading_filter=False)
-        if on_lanes:
-            return on_lanes[0][0]
         index, _ = network.get_closest_lane_index(tuple(xy))
         return network.get_lane(index)
 
@@ -247,9 +250,9 @@ class GeneratedTrafficManager(BaseManager):
                 obj.set_velocity(list(velocity))
             if pg:
                 if actor.agent_type == AgentType.VEHICLE:
-                    obj.navigation.update_localization(obj)
-                elif self.engine.episode_step % 10 == 0:
-                    obj.lane = self._closest_lane(np.asarray(obj.position))
+                    obj.localise()
+                else:
+                    obj.lane = self._lane_at(np.asarray(obj.position))
         return {}
 
     # ----- signals --------------------------------------------------------------------------------------------
