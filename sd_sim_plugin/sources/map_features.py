@@ -250,7 +250,11 @@ _LIVE_CACHE_SIZE = 16
 
 
 def live_map(env: Any) -> MapGeometry:
-    """World-frame map of a running MetaDrive env (PG or ScenarioEnv), cached per map."""
+    """World-frame map of a running MetaDrive env (PG or ScenarioEnv), cached per map.
+
+    The frame is the env's own, the one its vehicles move in: for a ScenarioEnv that is the scenario shifted so the
+    logged ego starts at the origin (MetaDrive centralises scenarios), not the raw file's coordinates.
+    """
     engine = getattr(env, "engine", None)
     current = getattr(engine, "current_map", None) if engine is not None else None
     if current is None:
@@ -259,7 +263,19 @@ def live_map(env: Any) -> MapGeometry:
     hit = _LIVE_CACHE.get(key)
     if hit is not None and hit[0]() is current:
         return hit[1]
-    geometry = map_features_to_geometry(current.get_map_features(_MAP_FEATURE_INTERVAL_M))
+    data_manager = getattr(engine, "data_manager", None)
+    map_index = getattr(current, "map_index", None)
+    scenario = None
+    if data_manager is not None and map_index is not None:
+        get = getattr(data_manager, "get_scenario", None)
+        scenario = get(map_index) if get is not None else data_manager.current_scenario
+    if scenario is not None:
+        # ScenarioEnv: the scenario's own features (already in the env frame); MetaDrive's reconstruction
+        # (get_map_features) drops crosswalks and road edges.
+        features = scenario["map_features"]
+    else:
+        features = current.get_map_features(_MAP_FEATURE_INTERVAL_M)
+    geometry = map_features_to_geometry(features)
     if len(_LIVE_CACHE) >= _LIVE_CACHE_SIZE:
         _LIVE_CACHE.pop(next(iter(_LIVE_CACHE)))
     _LIVE_CACHE[key] = (weakref.ref(current), geometry)

@@ -71,3 +71,19 @@ def test_real_maps_have_lanes_edges_and_lines(dev_data_dir):
         for c in g.lane_centrelines:
             step = np.linalg.norm(np.diff(c, axis=0), axis=1)
             assert step.min() > 1e-3 and step.max() <= 1.0 + 1e-3
+
+
+def test_live_map_of_a_scenario_env(dev_data_dir):
+    from metadrive.envs.scenario_env import ScenarioEnv
+
+    from sd_sim_plugin.sources.map_features import live_map
+
+    env = ScenarioEnv(dict(use_render=False, log_level=50, data_directory=str(dev_data_dir), num_scenarios=17))
+    try:
+        env.reset(seed=16)  # sd_waymo_v0.3_4d320edc9cb801a3: 79 vehicle lanes
+        g = live_map(env)
+        assert live_map(env) is g and g.num_lanes == 79 and len(g.road_edges) > 10 and g.crosswalks
+        centres = np.concatenate(g.lane_centrelines)  # same frame as the env's vehicles
+        assert np.hypot(*(centres - np.asarray(env.agent.position)).T).min() < 2.0
+    finally:
+        env.close()
