@@ -1,17 +1,15 @@
-"""Spec fidelity: was each key agent generated as described? Hungarian match of key-agent tokens to generated agents."""
+"""Spec fidelity: was each key agent generated as described? Token-following Hungarian matching (shared with the
+metrics), plus the agent type."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from sd_sim_plugin.metrics.token_following import match_tokens
 from sd_sim_plugin.scene.tokens import AgentToken
 from sd_sim_plugin.scene.types import Agents, Horizon, wrap_angle
-
-POSITION_GATE_M = 2.2  # the paper's token-following gates
-HEADING_GATE_RAD = 0.2
 
 
 @dataclass
@@ -35,28 +33,21 @@ class Fidelity:
 
 
 def spec_fidelity(tokens: list[AgentToken], agents: Agents, horizon: Horizon) -> Fidelity:
-    """Match each key-agent token to a generated agent at t = 0 (same type, within 2.2 m and 0.2 rad)."""
+    """Match key-agent tokens to agents at t = 0 (2.2 m and 0.2 rad gates, the paper's); a match needs the same type."""
     out = Fidelity()
-    if not tokens:
-        return out
+    pairs = dict(match_tokens(tokens, agents, horizon))
     t0 = horizon.t0_index
-    valid = agents.valid[:, t0] if len(agents) else np.zeros(0, bool)
-    pos = agents.trajectory[:, t0, :2].astype(np.float64)
-    head = agents.trajectory[:, t0, 2].astype(np.float64)
-    speed = np.linalg.norm(agents.velocity[:, t0], axis=-1) if len(agents) else np.zeros(0)
-    want_pos = np.array([[t.x, t.y] for t in tokens])
-    want_head = np.array([t.heading for t in tokens])
-    dist = np.linalg.norm(want_pos[:, None, :] - pos[None, :, :], axis=-1)
-    dh = np.abs(wrap_angle(want_head[:, None] - head[None, :])) if len(agents) else np.zeros((len(tokens), 0))
-    same_type = np.array([[int(t.agent_type) == int(a) for a in agents.types] for t in tokens]).reshape(dist.shape)
-    ok = (dist <= POSITION_GATE_M) & (dh <= HEADING_GATE_RAD) & same_type & valid[None, :]
-    cost = np.where(ok, dist / POSITION_GATE_M + dh / HEADING_GATE_RAD, 1e6)
-    pairs = dict(zip(*linear_sum_assignment(cost))) if cost.size else {}
     for i, token in enumerate(tokens):
         j = pairs.get(i)
-        hit = j is not None and bool(ok[i, j])
+        hit = j is not None and int(agents.types[j]) == int(token.agent_type)
         out.matched.append(hit)
-        out.position_error_m.append(float(dist[i, j]) if hit else None)
-        out.heading_error_rad.append(float(dh[i, j]) if hit else None)
-        out.speed_error_mps.append(float(abs(speed[j] - token.speed)) if hit else None)
+        if not hit:
+            out.position_error_m.append(None)
+            out.heading_error_rad.append(None)
+            out.speed_error_mps.append(None)
+            continue
+        pose = agents.trajectory[j, t0]
+        out.position_error_m.append(float(np.hypot(pose[0] - token.x, pose[1] - token.y)))
+        out.heading_error_rad.append(float(abs(wrap_angle(pose[2] - token.heading))))
+        out.speed_error_mps.append(float(abs(np.linalg.norm(agents.velocity[j, t0]) - token.speed)))
     return out

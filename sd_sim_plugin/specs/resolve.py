@@ -100,15 +100,18 @@ class LaneWalker:
                     start = self.polys[other][0] if forward else self.polys[other][-1]
                     if np.linalg.norm(start - end) < LINK_GAP_M:
                         candidates.append(other)
-        here = self.at(lane, self.length(lane) if forward else 0.0).heading
-        best, best_turn = None, np.deg2rad(60.0)
+        end_point = self.at(lane, self.length(lane) if forward else 0.0)
+        # Links may list every lane of the next road: prefer the one that continues this lane (nearest start),
+        # then the straightest (at a junction all exits start at the same point).
+        best, best_cost = None, np.inf
         for other in candidates:
             if len(self.polys[other]) < 2:
                 continue
-            there = self.at(other, 0.0 if forward else self.length(other)).heading
-            turn = abs(wrap_angle(there - here))
-            if turn < best_turn:
-                best, best_turn = other, turn
+            start = self.at(other, 0.0 if forward else self.length(other))
+            turn = abs(wrap_angle(start.heading - end_point.heading))
+            cost = float(np.linalg.norm(start.xy - end_point.xy)) + 2.0 * turn
+            if turn < np.deg2rad(60.0) and cost < best_cost:
+                best, best_cost = other, cost
         return best
 
     def walk(self, start: LanePoint, distance: float) -> LanePoint:

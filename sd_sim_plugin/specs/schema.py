@@ -86,7 +86,7 @@ class EgoSpec(_Strict):
 
     policy: str = "idm"
     lane: number(0, 3, integer=True) | None = None
-    start: number(0.0, 200.0, "m") | None = None
+    start: number(0.0, 45.0, "m") | None = None  # from the map's start, along its first (50 m) straight
     speed: Speed | None = None
 
     @field_validator("policy")
