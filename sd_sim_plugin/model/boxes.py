@@ -18,6 +18,7 @@ from sd_sim_plugin.scene.types import Agents, AgentType, wrap_angle
 
 EDGE_SCALE = 4.0
 DELTA_SCALE = 10.0
+MIN_COUNT_PROB = 0.05  # a peak this unlikely is never an agent, even when more agents were asked for
 NUM_TYPES = len(AgentType)
 
 
@@ -86,11 +87,17 @@ def peak_cells(prob: np.ndarray, threshold: float) -> np.ndarray:
     return np.argwhere((prob >= threshold) & (prob >= neighbourhood))
 
 
-def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | None = None) -> Agents:
-    """One decoder output (proposal_channels, G, G) -> agents: threshold, 3 x 3 peaks, overlap removal."""
+def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | None = None,
+                        count: int | None = None) -> Agents:
+    """One decoder output (proposal_channels, G, G) -> agents, most probable first: 3 x 3 peaks, overlap removal.
+
+    Without ``count``, peaks at or above the existence threshold are kept. With ``count`` (the number of agents the
+    caller asked for), the ``count`` most probable peaks above ``MIN_COUNT_PROB`` are kept instead.
+    """
     nd, t0 = cfg.num_deltas, cfg.horizon.t0_index
     prob = 1.0 / (1.0 + np.exp(-out[0]))
-    cells = peak_cells(prob, cfg.existence_threshold if threshold is None else threshold)
+    floor = MIN_COUNT_PROB if count is not None else (cfg.existence_threshold if threshold is None else threshold)
+    cells = peak_cells(prob, floor)
     if len(cells) == 0:
         return Agents.empty(cfg.horizon.num_steps)
     p = out[:, cells[:, 0], cells[:, 1]].T  # (K, C)
@@ -112,6 +119,7 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
         traj[:, k, 1] = traj[:, prev, 1] + sin_h * dx + cos_h * dy
         traj[:, k, 2] = wrap_angle(traj[:, prev, 2] + deltas[:, j, 2])
     keep = remove_overlaps(traj[:, t0], length, width, score)
+    keep = keep[np.argsort(-score[keep], kind="stable")][:count]
     traj = traj[keep]
     velocity = np.gradient(traj[:, :, :2], cfg.horizon.step_s, axis=1) if cfg.horizon.num_steps > 1 \
         else np.zeros((len(keep), 1, 2))
@@ -129,4 +137,4 @@ def remove_overlaps(pose: np.ndarray, length: np.ndarray, width: np.ndarray, sco
     for i in range(len(order)):
         if not any(hits[i, j] for j in kept):
             kept.append(i)
-    return np.sort(order[kept])
+    return order[kept]

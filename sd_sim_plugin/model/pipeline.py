@@ -18,7 +18,7 @@ from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.geometry import boxes_overlap
 from sd_sim_plugin.scene.tokens import AgentToken
-from sd_sim_plugin.scene.types import Agents, Horizon, MapGeometry, Scene
+from sd_sim_plugin.scene.types import Agents, Horizon, MapGeometry, Scene, wrap_angle
 
 DEFAULT_EGO_SIZE = (4.5, 1.9)  # length, width used when the caller gives no ego
 
@@ -52,8 +52,12 @@ class ScenarioDiffusionGenerator:
 
     @torch.inference_mode()
     def sample_agents(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
-                      seed: int = 0, steps: int | None = None) -> list[Agents]:
-        """Batched core: map rasters (B, C_m, H, W), token features / mask, global counts (B,) -> agents per scene."""
+                      seed: int = 0, steps: int | None = None, exact_count: bool = True) -> list[Agents]:
+        """Batched core: map rasters (B, C_m, H, W), token features / mask, global counts (B,) -> agents per scene.
+
+        With ``exact_count``, a scene whose global token is set keeps its (tokens + count) most probable boxes
+        rather than those above the existence threshold.
+        """
         b = len(maps)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         noise = torch.randn((b, self.cfg.latent_channels, self.cfg.latent_size, self.cfg.latent_size),
@@ -66,7 +70,9 @@ class ScenarioDiffusionGenerator:
                                self.cfg.rho).to(self.device)
         z = sample(lambda x, s: self.denoiser(x, s, map_embed, tokens, tmask), noise, sigmas, heun=self.heun)
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
-        return [proposals_to_agents(p, self.cfg) for p in proposals]
+        wanted = mask.sum(dim=1).cpu().numpy() + counts
+        return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None)
+                for p, w, c in zip(proposals, wanted, counts)]
 
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
                  density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
@@ -82,6 +88,8 @@ class ScenarioDiffusionGenerator:
         ego_box = _ego_box(ego, self.horizon)
         scenes = []
         for i, a in enumerate(agents):
+            if tokens:
+                a = enforce_tokens(a, tokens, self.horizon)
             if len(a):
                 t0 = self.horizon.t0_index
                 boxes = np.concatenate([a.trajectory[:, t0], a.length[:, None], a.width[:, None]], axis=1)
@@ -100,3 +108,53 @@ def _ego_box(ego: Agents | None, horizon: Horizon) -> np.ndarray:
         return np.array([[0.0, 0.0, 0.0, *DEFAULT_EGO_SIZE]])
     t0 = min(horizon.t0_index, ego.num_steps - 1)
     return np.array([[*ego.trajectory[0, t0], ego.length[0], ego.width[0]]], np.float64)
+
+
+TOKEN_GATE_M = 4.0  # a generated agent this close to a token is the model's rendering of that token
+
+
+def enforce_tokens(agents: Agents, tokens: list[AgentToken], horizon: Horizon) -> Agents:
+    """Make every agent token appear exactly as described (the ``Generator`` contract).
+
+    Each token is matched (Hungarian, centres within ``TOKEN_GATE_M``) to a generated agent, whose trajectory is moved
+    rigidly onto the token's pose and takes the token's size and type; a token the model missed becomes an agent
+    moving straight at its speeds. Generated agents overlapping a token's box are dropped; token agents come first.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    t0, n = horizon.t0_index, len(tokens)
+    want = np.array([[t.x, t.y] for t in tokens])
+    pairs: dict[int, int] = {}
+    if len(agents):
+        d = np.linalg.norm(want[:, None] - agents.trajectory[None, :, t0, :2], axis=-1)
+        rows, cols = linear_sum_assignment(d)
+        pairs = {int(r): int(c) for r, c in zip(rows, cols) if d[r, c] <= TOKEN_GATE_M}
+    traj = np.zeros((n, horizon.num_steps, 3), np.float32)
+    times = horizon.times
+    for k, tok in enumerate(tokens):
+        if k in pairs:  # rigid move of the generated trajectory onto the token's pose
+            src = agents.trajectory[pairs[k]]
+            dh = tok.heading - src[t0, 2]
+            c, s = np.cos(dh), np.sin(dh)
+            rel = src[:, :2] - src[t0, :2]
+            traj[k, :, 0] = tok.x + c * rel[:, 0] - s * rel[:, 1]
+            traj[k, :, 1] = tok.y + s * rel[:, 0] + c * rel[:, 1]
+            traj[k, :, 2] = wrap_angle(src[:, 2] + dh)
+        else:  # straight line at the token's speeds (past at the current speed)
+            end = max(horizon.future_s, 1e-6)
+            v = np.where(times > 0, tok.speed + (tok.future_speed - tok.speed) * times / end, tok.speed)
+            dist = np.where(times > 0, (tok.speed + v) / 2 * times, tok.speed * times)
+            traj[k, :, 0] = tok.x + np.cos(tok.heading) * dist
+            traj[k, :, 1] = tok.y + np.sin(tok.heading) * dist
+            traj[k, :, 2] = tok.heading
+    length = np.array([t.length for t in tokens], np.float32)
+    width = np.array([t.width for t in tokens], np.float32)
+    vel = np.gradient(traj[:, :, :2], horizon.step_s, axis=1) if horizon.num_steps > 1 else np.zeros((n, 1, 2))
+    given = Agents(types=[int(t.agent_type) for t in tokens], length=length, width=width, trajectory=traj,
+                   velocity=vel, valid=np.ones((n, horizon.num_steps), bool))
+    rest = np.setdiff1d(np.arange(len(agents)), list(pairs.values()))
+    extra = agents.select(rest)
+    if len(extra):
+        box = lambda a: np.concatenate([a.trajectory[:, t0], a.length[:, None], a.width[:, None]], axis=1)  # noqa: E731
+        extra = extra.select(~boxes_overlap(box(extra), box(given)).any(axis=1))
+    return Agents.concatenate([given, extra])

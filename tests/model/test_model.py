@@ -184,3 +184,19 @@ def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "no such checkpoint folder" in err[0]
     assert main(["generate", "--map", "mars:1", "--out", str(tmp_path)]) == 2
     assert "expected pg:SEED" in capsys.readouterr().err
+
+
+def test_tokens_appear_as_described_and_density_sets_the_count(trained, road_scenes):
+    """Every agent token is in the scene at its pose and size; the global token adds that many agents at most."""
+    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    scene = road_scenes[4]
+    tokens = tokens_from_agents(agents_in_view(scene, gen.cfg), scene.horizon)[:3]
+    for density in (0, 2):
+        for out in gen.generate(scene.map, agent_tokens=tokens, density=density, seed=1, count=2):
+            a, t0 = out.agents, out.horizon.t0_index
+            assert len(tokens) <= len(a) <= len(tokens) + density
+            for tok in tokens:
+                d = np.linalg.norm(a.trajectory[:, t0, :2] - (tok.x, tok.y), axis=1)
+                k = int(np.argmin(d))
+                assert d[k] < 1e-3 and abs(a.trajectory[k, t0, 2] - tok.heading) < 1e-3
+                assert a.length[k] == pytest.approx(tok.length) and a.width[k] == pytest.approx(tok.width)
