@@ -2,8 +2,9 @@
 
 Vehicles are dropped at random lane points (weighted by lane length) inside the 80 m x 80 m box around the ego,
 with the lane's heading, a size and a speed from simple priors, and drive at constant speed along the lane (following
-exit lanes past its end, entry lanes before its start; straight on where the map ends). Placements that overlap the
-ego or an earlier vehicle are redrawn. Agent tokens are placed exactly as described.
+exit lanes past its end, entry lanes before its start; straight on where the map ends). Placements whose trajectory
+overlaps the ego's (at t = 0 only, when the ego has no trajectory) or an earlier vehicle's at any step are redrawn.
+Agent tokens are placed exactly as described, first, whatever they overlap.
 """
 
 from __future__ import annotations
@@ -131,6 +132,12 @@ class _LaneNetwork:
         return exits[int(np.argmin(score))]
 
 
+def _row_boxes(row: tuple) -> np.ndarray:
+    """Boxes (1, T, 5) of a placed agent's row (box, poses, speeds, type) at every step."""
+    box, poses = row[0], row[1]
+    return np.concatenate([poses, np.broadcast_to(box[3:5], (len(poses), 2))], axis=1)[None]
+
+
 def _poses_along(poly: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Poses (len(s), 3) at arc lengths ``s`` along a polyline; beyond its ends, straight on along the end heading."""
     if len(poly) < 2:
@@ -176,40 +183,56 @@ class LaneHeuristicGenerator:
              density: int | None, rng: np.random.Generator, seed: int, k: int) -> Scene:
         """One scene."""
         h = self.horizon
-        if ego is not None and len(ego):
-            t0 = h.t0_index if ego.num_steps == h.num_steps else 0
-            e = ego.trajectory[0, t0]
-            boxes = [np.array([e[0], e[1], e[2], ego.length[0], ego.width[0]])]
-        else:
-            boxes = [np.array([0.0, 0.0, 0.0, *DEFAULT_EGO_BOX])]
+        # Boxes already taken, per step (M, T, 5) with validity (M, T): the ego, then every agent placed so far.
+        ego_boxes = np.zeros((1, h.num_steps, 5))
+        ego_valid = np.zeros((1, h.num_steps), bool)
+        if ego is not None and len(ego) and ego.num_steps == h.num_steps:
+            ego_boxes[0, :, :3] = ego.trajectory[0]
+            ego_boxes[0, :, 3:] = (ego.length[0], ego.width[0])
+            ego_valid[0] = ego.valid[0]
+        else:  # only the ego's pose now is known
+            e = ego.trajectory[0, 0] if ego is not None and len(ego) else (0.0, 0.0, 0.0)
+            size = (ego.length[0], ego.width[0]) if ego is not None and len(ego) else DEFAULT_EGO_BOX
+            ego_boxes[0, h.t0_index] = (*e, *size)
+            ego_valid[0, h.t0_index] = True
         rows = [self._token_agent(t, lanes, rng) for t in tokens]
+        taken = [ego_boxes] + [_row_boxes(r) for r in rows]
+        taken_valid = [ego_valid] + [np.ones((1, h.num_steps), bool) for _ in rows]
         target = density if density is not None else int(rng.poisson(lanes.length_in_box_m / self.metres_per_vehicle))
         placed = 0
         while placed < target and len(lanes.candidates):
-            row = self._lane_agent(lanes, rng, np.array(boxes + [r[0] for r in rows]))
+            row = self._lane_agent(lanes, rng, np.concatenate(taken), np.concatenate(taken_valid))
             if row is None:
                 break  # the map is full: fewer vehicles than asked
             rows.append(row)
+            taken.append(_row_boxes(row))
+            taken_valid.append(np.ones((1, h.num_steps), bool))
             placed += 1
         agents = self._assemble(rows)
         meta = {"generator": self.name, "seed": int(seed), "index": int(k), "requested_density": density,
                 "num_token_agents": len(tokens), "num_added": placed}
         return Scene(map=map, agents=agents, horizon=h, ego_index=-1, meta=meta)
 
-    def _lane_agent(self, lanes: _LaneNetwork, rng: np.random.Generator, taken: np.ndarray) -> tuple | None:
-        """A vehicle at a random lane point clear of the ``taken`` boxes (N, 5), or None after many tries."""
+    def _lane_agent(self, lanes: _LaneNetwork, rng: np.random.Generator, taken: np.ndarray,
+                    taken_valid: np.ndarray) -> tuple | None:
+        """A vehicle at a random lane point whose trajectory stays clear of the ``taken`` boxes (M, T, 5) wherever
+        they are valid (M, T); None after many tries."""
+        h = self.horizon
         for _ in range(PLACEMENT_TRIES):
             lane, j = lanes.candidates[rng.integers(len(lanes.candidates))]
             length, width = self.size_prior.sample(rng)
             s0 = (j + rng.uniform(-0.5, 0.5)) * lanes.step_m
             speed = self.speed_prior.sample(rng)
-            poly, start = lanes.path(lane, rng, back_m=speed * self.horizon.past_s - s0 + 1.0,
-                                     ahead_m=s0 + speed * self.horizon.future_s + 1.0)
-            s = start + s0 + speed * self.horizon.times
-            poses = _poses_along(poly, s)
-            box = np.array([*poses[self.horizon.t0_index], length, width])
-            if np.all(np.abs(box[:2]) <= BOX_HALF_EXTENT_M) and not boxes_overlap(box[None], taken).any():
-                return box, poses, np.full(len(s), speed), AgentType.VEHICLE
+            poly, start = lanes.path(lane, rng, back_m=speed * h.past_s - s0 + 1.0, ahead_m=s0 + speed * h.future_s + 1.0)
+            poses = _poses_along(poly, start + s0 + speed * h.times)
+            if not np.all(np.abs(poses[h.t0_index, :2]) <= BOX_HALF_EXTENT_M):
+                continue
+            row = (np.array([*poses[h.t0_index], length, width]), poses, np.full(h.num_steps, speed), AgentType.VEHICLE)
+            mine = _row_boxes(row)[0]
+            # t = 0 first: most rejections happen there, and it is one step instead of T.
+            steps = [h.t0_index] + [t for t in range(h.num_steps) if t != h.t0_index]
+            if not any((boxes_overlap(mine[t][None], taken[:, t])[0] & taken_valid[:, t]).any() for t in steps):
+                return row
         return None
 
     def _token_agent(self, token: AgentToken, lanes: _LaneNetwork, rng: np.random.Generator) -> tuple:

@@ -5,7 +5,8 @@
 - ``mode="random"`` (random log selection, the paper's weakest baseline): the agents of a random *other* pool scene,
   pasted on this map in the ego frame; it shows what realism scores look like when the map is ignored.
 
-Scenes are matched to maps by a fingerprint of the lane geometry, so a map that went through save/load still matches.
+Scenes are matched to maps by identity, else by a fingerprint of the lane geometry (so a map that went through
+save/load still matches; among scenes with identical maps the first is taken).
 Agent tokens and ``density`` are ignored: a log cannot follow them.
 """
 
@@ -41,6 +42,8 @@ class LogGenerator:
         self.name = "log" if mode == "same" else "log-random"
         self.scenes = scenes
         self.horizon = scenes[0].horizon
+        # By map object first (windows of a parked ego can share identical maps), then by fingerprint.
+        self._by_id = {id(scene.map): i for i, scene in enumerate(scenes)}
         self._by_map: dict[str, int] = {}
         for i, scene in enumerate(scenes):
             self._by_map.setdefault(map_fingerprint(scene.map), i)
@@ -48,8 +51,9 @@ class LogGenerator:
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
                  density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
         """``count`` scenes holding the agents of the matching (``same``) or a random other (``random``) log scene."""
-        key = map_fingerprint(map)
-        own = self._by_map.get(key)
+        own = self._by_id.get(id(map))
+        if own is None or self.scenes[own].map is not map:
+            own = self._by_map.get(map_fingerprint(map))
         rng = np.random.default_rng(seed)
         out = []
         for k in range(count):

@@ -50,25 +50,30 @@ def box_corners(boxes: np.ndarray) -> np.ndarray:
 def boxes_overlap(a: np.ndarray, b: np.ndarray, tol_m: float = 1e-6) -> np.ndarray:
     """(N, M) bool: whether oriented boxes ``a`` (N, 5) and ``b`` (M, 5) intersect with positive area.
 
-    Separating-axis test on the four edge normals; boxes that only touch (penetration <= ``tol_m``) do not overlap.
+    Separating-axis test on the four edge normals, run only on pairs whose bounding circles meet; boxes that only
+    touch (penetration <= ``tol_m``) do not overlap.
     """
     a = np.asarray(a, dtype=np.float64).reshape(-1, 5)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 5)
+    out = np.zeros((len(a), len(b)), bool)
     if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), bool)
-    ca, cb = box_corners(a), box_corners(b)  # (N,4,2), (M,4,2)
-    axes = []
-    for h in (a[:, 2], b[:, 2]):
-        axes += [np.stack([np.cos(h), np.sin(h)], -1), np.stack([-np.sin(h), np.cos(h)], -1)]
-    overlap = np.ones((len(a), len(b)), bool)
-    for k, axis in enumerate(axes):
-        # Axes of box a broadcast over b's rows and vice versa.
-        ax = axis[:, None, :] if k < 2 else axis[None, :, :]  # (N,1,2) or (1,M,2)
-        pa = np.einsum("nkd,nmd->nmk", ca, np.broadcast_to(ax, (len(a), len(b), 2)))
-        pb = np.einsum("mkd,nmd->nmk", cb, np.broadcast_to(ax, (len(a), len(b), 2)))
-        penetration = np.minimum(pa.max(-1), pb.max(-1)) - np.maximum(pa.min(-1), pb.min(-1))
-        overlap &= penetration > tol_m
-    return overlap
+        return out
+    ra, rb = 0.5 * np.hypot(a[:, 3], a[:, 4]), 0.5 * np.hypot(b[:, 3], b[:, 4])
+    dist = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
+    ia, ib = np.nonzero(dist < ra[:, None] + rb[None, :])
+    if len(ia) == 0:
+        return out
+    pa, pb = a[ia], b[ib]
+    ca, cb = box_corners(pa), box_corners(pb)  # (K, 4, 2)
+    hit = np.ones(len(ia), bool)
+    for h in (pa[:, 2], pb[:, 2]):
+        for axis in (np.stack([np.cos(h), np.sin(h)], -1), np.stack([-np.sin(h), np.cos(h)], -1)):
+            proj_a = np.einsum("kcd,kd->kc", ca, axis)
+            proj_b = np.einsum("kcd,kd->kc", cb, axis)
+            penetration = np.minimum(proj_a.max(-1), proj_b.max(-1)) - np.maximum(proj_a.min(-1), proj_b.min(-1))
+            hit &= penetration > tol_m
+    out[ia, ib] = hit
+    return out
 
 
 class LaneIndex:

@@ -37,12 +37,13 @@ def test_no_overlap_with_each_other_or_ego(two_way_road):
                  valid=np.ones((1, 5), bool))
     for seed in range(20):
         agents = gen.generate(two_way_road, ego=ego, density=12, seed=seed)[0].agents
-        boxes = _boxes(agents, gen.horizon.t0_index)
-        pair = boxes_overlap(boxes, boxes)
-        np.fill_diagonal(pair, False)
-        assert not pair.any()
-        assert not boxes_overlap(boxes, np.array([[0, 0, 0, 6.0, 2.5]])).any()
-        assert np.all(np.abs(boxes[:, :2]) <= 40.0)
+        for t in range(gen.horizon.num_steps):  # clear of each other along the whole trajectories
+            boxes = _boxes(agents, t)
+            pair = boxes_overlap(boxes, boxes)
+            np.fill_diagonal(pair, False)
+            assert not pair.any()
+            assert not boxes_overlap(boxes, np.array([[0, 0, 0, 6.0, 2.5]])).any()  # the ego stands still
+        assert np.all(np.abs(_boxes(agents, gen.horizon.t0_index)[:, :2]) <= 40.0)
 
 
 def test_agents_sit_on_lanes_with_lane_heading_and_move_along_them(two_way_road):

@@ -41,7 +41,8 @@ def test_compliance_fraction_and_heading_gaps(lane):
     assert len(on_lane) == 7
     s = summarise_compliance(on_lane, gap)
     assert s["drivable_fraction"] == pytest.approx(4 / 7)
-    assert s["heading_gap_mean_deg"] == pytest.approx(180.0 / 7)
+    assert np.isnan(gap[~on_lane]).all()  # off the lanes there is no lane heading
+    assert s["heading_gap_mean_deg"] == pytest.approx(180.0 / 4)
     assert s["heading_gap_median_deg"] == pytest.approx(0.0)
 
 
