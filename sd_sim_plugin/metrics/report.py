@@ -120,6 +120,9 @@ def plot_histograms(path: Path, reference: list[SceneStats], generated: dict[str
         for c, (gen, stats) in enumerate(generated.items()):
             ax.hist(np.clip(pooled_feature(stats, name), low, high), bins=edges, density=True, histtype="step",
                     color=_COLOURS[c % len(_COLOURS)], linewidth=1.4, label=gen)
+        pooled = np.concatenate([ref] + [pooled_feature(st, name) for st in generated.values()])
+        if len(pooled) and name not in ("angular_deviation_deg", "lateral_deviation_m"):
+            ax.set_xlim(low, min(high, float(np.percentile(pooled, 99.5)) * 1.15 + width))  # zoom on the data
         ax.set_title(_HIST_TITLES[name], fontsize=9)
         ax.tick_params(labelsize=7)
     fig.axes[0].legend(fontsize=7)
