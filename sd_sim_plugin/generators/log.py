@@ -2,8 +2,9 @@
 
 - ``mode="same"`` (the reference): for a map, the agents of the pool scene recorded on that map. Its metrics are
   the reference's own values (compliance, collisions, kinematics); its distances to the reference are 0 by construction.
-- ``mode="random"`` (random log selection, the paper's weakest baseline): the agents of a random *other* pool scene,
-  pasted on this map in the ego frame; it shows what realism scores look like when the map is ignored.
+- ``mode="random"`` (random log selection, the paper's weakest baseline): the agents of a random pool scene from
+  another recording (another log or PG map), pasted on this map in the ego frame; it shows what realism scores look
+  like when the map is ignored.
 
 Scenes are matched to maps by identity, else by a fingerprint of the lane geometry (so a map that went through
 save/load still matches; among scenes with identical maps the first is taken).
@@ -30,6 +31,15 @@ def map_fingerprint(map: MapGeometry) -> str:
     return h.hexdigest()[:16]
 
 
+def _recording(scene: Scene, index: int) -> str:
+    """Which recording a window was cut from: its log (``scenario_id``) or PG map seed; else its own index."""
+    meta = scene.meta
+    for key in ("scenario_id", "map_seed", "file"):
+        if key in meta:
+            return f"{key}={meta[key]}"
+    return f"index={index}"
+
+
 class LogGenerator:
     """Real agents of held-out scenes (see the module docstring)."""
 
@@ -48,6 +58,14 @@ class LogGenerator:
         for i, scene in enumerate(scenes):
             self._by_map.setdefault(map_fingerprint(scene.map), i)
 
+    def _other_recordings(self, own: int | None) -> list[int]:
+        """Pool scenes from other recordings than scene ``own`` (other log or PG map); any other scene if none."""
+        if own is None:
+            return list(range(len(self.scenes)))
+        key = _recording(self.scenes[own], own)
+        others = [i for i, s in enumerate(self.scenes) if _recording(s, i) != key]
+        return others or [i for i in range(len(self.scenes)) if i != own]
+
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
                  density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
         """``count`` scenes holding the agents of the matching (``same``) or a random other (``random``) log scene."""
@@ -62,7 +80,7 @@ class LogGenerator:
                     raise SdSimError("log generator: this map is not the map of any reference scene")
                 src = own
             else:
-                others = [i for i, s in enumerate(self.scenes) if i != own]
+                others = self._other_recordings(own)
                 src = others[rng.integers(len(others))] if others else own
             scene = self.scenes[src]
             meta = {"generator": self.name, "seed": int(seed), "index": int(k), "source_scene": scene.meta.get("id", src)}

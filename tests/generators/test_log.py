@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
@@ -28,3 +30,16 @@ def test_same_returns_the_reference_agents_without_ego(two_way_road):
     np.testing.assert_array_equal(out.agents.trajectory, ref[0].agents.trajectory[1:])
     rnd = LogGenerator(ref, mode="random").generate(two_way_road, seed=0)[0]
     assert len(rnd.agents) == 2  # the other scene's agents
+
+
+def test_random_picks_another_recording(two_way_road):
+    scenes = []
+    for rec in ("a", "a", "a", "b"):
+        road = copy.deepcopy(two_way_road)
+        road.lane_centrelines[0] = road.lane_centrelines[0] + [0.0, 0.01 * len(scenes)]  # a distinct map per window
+        s = _with_ego(LaneHeuristicGenerator().generate(road, density=3 if rec == "a" else 5, seed=len(scenes))[0])
+        s.meta["scenario_id"] = rec
+        scenes.append(s)
+    gen = LogGenerator(scenes, mode="random")
+    for seed in range(5):  # windows of recording "a" always borrow from "b"
+        assert len(gen.generate(scenes[0].map, seed=seed)[0].agents) == 5
