@@ -16,6 +16,7 @@ map and the same scene, and unseeded resets continue the stream. ``reset(options
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,8 @@ class ScenarioDiffusionRealEnv(_GeneratedTrafficMixin, ScenarioEnv):
         defaults = {**COMMON_DEFAULTS, "store_map": False, "crash_vehicle_done": True, "crash_object_done": True,
                     "crash_human_done": True}
         sim, md_config = _prepare_config(config, generator, overrides, defaults)
+        # MetaDrive logs unknown Waymo light states through Python logging, bypassing its own log_level.
+        logging.getLogger("metadrive.type").setLevel(max(int(md_config["log_level"]), logging.WARNING))
         data_directory = md_config.get("data_directory")
         if not data_directory:
             raise SdSimError("ScenarioDiffusionReal-v0 needs data_directory=<ScenarioNet folder with "
