@@ -123,6 +123,7 @@ class SpecRunner:
         self.env = None
         self._env_key: tuple | None = None
         self._step_policy = None
+        self._destinations: dict[str, str] | None = None
 
     def close(self) -> None:
         """Close the env (MetaDrive allows one per process)."""
@@ -172,6 +173,7 @@ class SpecRunner:
                             "lane_width": float(pg.lane_width)}), generator=self.generator)
         self._env_key = key
         self._step_policy = step_policy
+        self._destinations = None
         return self.env
 
     def _place_ego(self, spec: Spec) -> None:
@@ -193,6 +195,18 @@ class SpecRunner:
         speed = float(spec.ego.speed) if spec.ego.speed is not None else 0.0
         cfg["spawn_velocity"] = [speed, 0.0] if speed > 0 else None
         cfg["spawn_velocity_car_frame"] = True
+        cfg["destination"] = self._destination(str(spec.ego.turn)) if spec.ego.turn is not None else None
+
+    def _destination(self, turn: str) -> str:
+        """End node of the map road whose direction, relative to the start, is the requested turn."""
+        if self._destinations is None:
+            if getattr(self.env.engine, "current_map", None) is None:
+                self.env.reset(seed=0)  # builds the map (reused by the real reset: one map per env)
+            self._destinations = route_ends(self.env.engine.current_map.road_network)
+        if turn not in self._destinations:
+            raise SdSimError(f"ego.turn: {turn}: the map has no road ending to the {turn} of the start "
+                             f"(ends: {sorted(self._destinations) or 'none'})")
+        return self._destinations[turn]
 
     def run(self, spec: Spec, seed: int, gif_path: Path | None = None, export_dir: Path | None = None,
             export_name: str | None = None) -> EpisodeResult:
@@ -234,6 +248,24 @@ class SpecRunner:
             _export(env, scene, export_dir, export_name or f"{spec.name}_seed{seed}")
         result.episode_s = time.perf_counter() - started
         return result
+
+
+def route_ends(network: Any) -> dict[str, str]:
+    """Dead-end roads of a PG map by direction relative to the first road: {"left"|"right"|"straight": end node}."""
+    from metadrive.component.pgblock.first_block import FirstPGBlock
+
+    start = network.get_lane((FirstPGBlock.NODE_1, FirstPGBlock.NODE_2, 0)).heading_theta_at(0.0)
+    ends: dict[str, tuple[float, str]] = {}
+    for a, exits in network.graph.items():
+        for b, lanes in exits.items():
+            if a.startswith("-") or b.startswith("-") or "decoration" in a or network.graph.get(b):
+                continue  # opposite direction, decoration, or not a dead end
+            lane = lanes[0]
+            turn = float(np.angle(np.exp(1j * (lane.heading_theta_at(lane.length) - start))))
+            name = "left" if turn > np.pi / 4 else "right" if turn < -np.pi / 4 else "straight"
+            if name not in ends or abs(turn) < abs(ends[name][0]):
+                ends[name] = (turn, b)
+    return {k: v[1] for k, v in ends.items()}
 
 
 def _track(result: EpisodeResult, info: dict) -> None:

@@ -88,6 +88,7 @@ class EgoSpec(_Strict):
     lane: number(0, 3, integer=True) | None = None
     start: number(0.0, 45.0, "m") | None = None  # from the map's start, along its first (50 m) straight
     speed: Speed | None = None
+    turn: category(("straight", "left", "right")) | None = None  # route through the map (PG maps with one junction)
 
     @field_validator("policy")
     @classmethod
@@ -213,9 +214,9 @@ class Spec(_Strict):
         if dup:
             raise ValueError(f"agent names must be unique, repeated: {dup}")
         if self.map.scenarionet is not None and any(
-                v is not None for v in (self.ego.lane, self.ego.start, self.ego.speed)):
-            raise ValueError("on a ScenarioNet map the ego starts as logged at map.scenarionet.frame: "
-                             "remove ego.lane, ego.start and ego.speed")
+                v is not None for v in (self.ego.lane, self.ego.start, self.ego.speed, self.ego.turn)):
+            raise ValueError("on a ScenarioNet map the ego starts and drives as logged: "
+                             "remove ego.lane, ego.start, ego.speed and ego.turn")
         return self
 
     def agent_name(self, index: int) -> str:
