@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("generate", help="generate traffic scenes with the diffusion model",
                               description="Generate scenes around the ego on a map: pg:SEED (MetaDrive procedural map, "
                                           "ego at its spawn pose) or scenarionet:FILE[@FRAME] (a ScenarioNet pickle "
-                                          "from a trusted source, logged ego at FRAME, default 10).")
+                                          "from a trusted source, logged ego at FRAME, default mid-log).")
     p.add_argument("--map", required=True, help="pg:SEED or scenarionet:FILE[@FRAME]")
     p.add_argument("--tokens", type=Path, help="YAML or JSON list of agent tokens (x, y, heading, ... in the ego frame)")
     p.add_argument("--density", type=int, help="global scene token: agents to add beyond the tokens (default: model "
@@ -83,13 +83,18 @@ def _ego_agents(length: float, width: float, num_steps: int = 5) -> Agents:
 
 
 def scenarionet_map(spec: str) -> tuple[MapGeometry, Agents]:
-    """Ego-frame map and ego box of a ScenarioNet file at a frame (``FILE[@FRAME]``)."""
-    from sd_sim_plugin.sources import scenarionet
+    """Ego-frame map and logged ego of a ScenarioNet file at a frame (``FILE[@FRAME]``; default: the middle window)."""
+    from sd_sim_plugin.sources.scenarionet import read_windows
 
     path, _, frame = spec.partition("@")
-    scene = scenarionet.scene_at(Path(path), int(frame) if frame else None)
-    ego = scene.agents.select([scene.ego_index]) if scene.ego_index >= 0 else None
-    return scene.map, ego
+    if frame and not frame.isdigit():
+        raise SdSimError(f"--map scenarionet:{spec}: the frame must be a non-negative integer")
+    windows = read_windows(Path(path))
+    if not windows:
+        raise SdSimError(f"{path}: the log is too short for one window of the model's horizon")
+    frames = np.array([w.meta["frame_index"] for w in windows])
+    scene = windows[int(np.argmin(np.abs(frames - int(frame)))) if frame else len(windows) // 2]
+    return scene.map, scene.agents.select(np.array([scene.ego_index]))
 
 
 def run(args: argparse.Namespace) -> int:
