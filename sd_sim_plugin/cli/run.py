@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sd_sim_plugin.search.loop import Journal, open_journal
     from sd_sim_plugin.specs.load import load_spec, spec_to_yaml
-    from sd_sim_plugin.specs.runner import EpisodeResult, SpecRunner, draw_point
+    from sd_sim_plugin.specs.runner import EpisodeResult, SpecRunner, draw_point, resolve_policy
     from sd_sim_plugin.specs.space import concretize, open_dimensions, point_values
 
     if args.episodes < 1:
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     journal_path = out / "episodes.jsonl"
     done = open_journal(journal_path, header, args.resume)
     journal = Journal(journal_path)
+    resolve_policy(ego, spec.map.scenarionet is not None)  # a bad --ego is a usage error, not a failed episode
     generator = build_generator(gen_name, args.checkpoint)
     bar = tqdm(total=args.episodes, initial=min(len(done), args.episodes), desc=f"run {spec.name}", unit="episode")
     try:
