@@ -71,16 +71,19 @@ def road() -> MapGeometry:
     return straight_road()
 
 
-def straight_road(length: float = 200.0, lanes: int = 2, width: float = 3.5, oncoming: bool = True) -> MapGeometry:
+def straight_road(length: float = 200.0, lanes: int = 2, width: float = 3.5, oncoming: bool = True,
+                  split: float = 10.0) -> MapGeometry:
     """A straight road in the ego frame: ``lanes`` lanes the ego's way (lane 0 at y = 0, others to the right),
-    optionally as many oncoming lanes on the left, each split in two consecutive pieces at x = 0 (tests links)."""
+    optionally as many oncoming lanes on the left; the ego's direction is split in two pieces at x = ``split`` (tests links)."""
     ids, centres, exits, entries = [], [], {}, {}
     for k in range(lanes):
         y = -k * width
         a, b = f"f{k}a", f"f{k}b"
         ids += [a, b]
-        centres += [np.array([[-length / 2, y], [0.0, y]]), np.array([[0.0, y], [length / 2, y]])]
-        exits[a], entries[b] = [b], [a]
+        centres += [np.array([[-length / 2, y], [split, y]]), np.array([[split, y], [length / 2, y]])]
+        # like MetaDrive's PG maps, links list every lane of the next road (the continuing one last)
+        exits[a] = [f"f{j}b" for j in range(lanes) if j != k] + [b]
+        entries[b] = [f"f{j}a" for j in range(lanes) if j != k] + [a]
     if oncoming:
         for k in range(lanes):
             y = (k + 1) * width
