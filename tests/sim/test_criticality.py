@@ -45,7 +45,7 @@ def test_ttc_zero_when_overlapping():
 
 def test_ttc_matches_brute_force_scan_on_random_crossings():
     rng = np.random.default_rng(0)
-    times = np.arange(0.0, 10.0, 0.001)
+    times = np.arange(0.0, 10.0, 0.005)
     for _ in range(20):
         box = np.array([rng.uniform(-25, 25), rng.uniform(-25, 25), rng.uniform(-np.pi, np.pi), 4.5, 1.9])
         if boxes_overlap(EGO[None], box[None])[0, 0]:
@@ -62,7 +62,7 @@ def test_ttc_matches_brute_force_scan_on_random_crossings():
         if np.isinf(expected):
             assert np.isinf(ttc) or ttc > 9.99
         else:
-            assert ttc == pytest.approx(expected, abs=2e-3)
+            assert ttc == pytest.approx(expected, abs=6e-3)
 
 
 def test_ego_criticality_names_the_agents():
