@@ -79,17 +79,21 @@ def agents_to_targets(agents: Agents, cfg: ModelConfig) -> np.ndarray:
     return out
 
 
-def peak_cells(prob: np.ndarray, threshold: float) -> np.ndarray:
-    """(K, 2) (row, col) of cells at or above ``threshold`` that are the maximum of their 3 x 3 neighbourhood."""
-    padded = np.pad(prob, 1, constant_values=-1.0)
+def peak_cells(prob: np.ndarray, threshold: float, window: int = 3) -> np.ndarray:
+    """(K, 2) (row, col) of cells at or above ``threshold`` that are the maximum of their window x window block."""
+    if window <= 1:
+        return np.argwhere(prob >= threshold)
+    r = window // 2
+    padded = np.pad(prob, r, constant_values=-1.0)
     g0, g1 = prob.shape
-    neighbourhood = np.max(np.stack([padded[dr:dr + g0, dc:dc + g1] for dr in range(3) for dc in range(3)]), axis=0)
+    neighbourhood = np.max(np.stack([padded[dr:dr + g0, dc:dc + g1] for dr in range(window)
+                                     for dc in range(window)]), axis=0)
     return np.argwhere((prob >= threshold) & (prob >= neighbourhood))
 
 
 def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | None = None,
                         count: int | None = None) -> Agents:
-    """One decoder output (proposal_channels, G, G) -> agents, most probable first: 3 x 3 peaks, overlap removal.
+    """One decoder output (proposal_channels, G, G) -> agents, most probable first: peaks, overlap removal.
 
     Without ``count``, peaks at or above the existence threshold are kept. With ``count`` (the number of agents the
     caller asked for), the ``count`` most probable peaks above ``MIN_COUNT_PROB`` are kept instead.
@@ -97,7 +101,7 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     nd, t0 = cfg.num_deltas, cfg.horizon.t0_index
     prob = 1.0 / (1.0 + np.exp(-out[0]))
     floor = MIN_COUNT_PROB if count is not None else (cfg.existence_threshold if threshold is None else threshold)
-    cells = peak_cells(prob, floor)
+    cells = peak_cells(prob, floor, cfg.peak_window)
     if len(cells) == 0:
         return Agents.empty(cfg.horizon.num_steps)
     p = out[:, cells[:, 0], cells[:, 1]].T  # (K, C)
@@ -118,7 +122,7 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
         traj[:, k, 0] = traj[:, prev, 0] + cos_h * dx - sin_h * dy
         traj[:, k, 1] = traj[:, prev, 1] + sin_h * dx + cos_h * dy
         traj[:, k, 2] = wrap_angle(traj[:, prev, 2] + deltas[:, j, 2])
-    keep = remove_overlaps(traj[:, t0], length, width, score)
+    keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale)
     keep = keep[np.argsort(-score[keep], kind="stable")][:count]
     traj = traj[keep]
     velocity = np.gradient(traj[:, :, :2], cfg.horizon.step_s, axis=1) if cfg.horizon.num_steps > 1 \
@@ -128,10 +132,10 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
 
 
 def remove_overlaps(pose: np.ndarray, length: np.ndarray, width: np.ndarray, score: np.ndarray,
-                    shrink: float = 0.9) -> np.ndarray:
-    """Indices of boxes kept by greedy overlap removal (most probable first); boxes shrunk so touching is fine."""
+                    scale: float = 1.0) -> np.ndarray:
+    """Indices of boxes kept by greedy overlap removal (most probable first), boxes scaled by ``scale``."""
     order = np.argsort(-score)
-    boxes = np.concatenate([pose[order], length[order, None] * shrink, width[order, None] * shrink], axis=1)
+    boxes = np.concatenate([pose[order], length[order, None] * scale, width[order, None] * scale], axis=1)
     hits = boxes_overlap(boxes, boxes)
     kept: list[int] = []
     for i in range(len(order)):

@@ -28,6 +28,8 @@ class ModelConfig:
     token_dim: int = 64
     attention_head_dim: int = 8
     existence_threshold: float = 0.5
+    peak_window: int = 1  # 3 = keep only 3 x 3 local maxima; 1 = every cell (overlap removal alone measured better)
+    overlap_scale: float = 1.15  # boxes scaled by this for overlap removal (>1 also removes near-duplicates)
     sampler_steps: int = 10
     sigma_min: float = 0.002
     sigma_max: float = 80.0

@@ -41,8 +41,8 @@ def test_targets_decode_back_to_the_same_agents(road_scenes, tiny_config):
         np.testing.assert_allclose(got.velocity[:, t0], ref.velocity[:, t0], atol=0.05)
 
 
-def test_peak_picking_keeps_one_box_per_blob(tiny_config):
-    """Two strong neighbouring cells describing the same car give one agent after peaks and overlap removal."""
+def test_duplicate_boxes_are_removed(tiny_config):
+    """Two strong neighbouring cells describing the same car give one agent after overlap removal."""
     cfg = tiny_config
     out = np.zeros((7 + 3 * cfg.num_deltas + 3, cfg.grid, cfg.grid), np.float32)
     out[0] = -10.0
