@@ -172,9 +172,13 @@ def open_journal(path: Path, header: dict, resume: bool) -> list[Record]:
 
 def run_search(objective: Objective, dim: int, *, method: str, budget: int, seed: int, journal_path: Path,
                kernel: str = "matern52", objective_id: str = "", resume: bool = False, progress: bool = True,
-               on_record: Callable[[list[Record]], None] | None = None, method_options: dict | None = None
-               ) -> tuple[list[Record], object]:
-    """Run (or resume) a search of ``budget`` evaluations; returns every record and the proposer."""
+               on_record: Callable[[list[Record]], None] | None = None, method_options: dict | None = None,
+               proposer: object | None = None) -> tuple[list[Record], object]:
+    """Run (or resume) a search of ``budget`` evaluations; returns every record and the proposer.
+
+    ``proposer`` (an object with ``propose(x, y, failed) -> Proposal``) replaces the named method, e.g. an external
+    sampler in a benchmark; ``method`` then only names it in the journal.
+    """
     if dim < 1:
         raise SdSimError("the spec has no ranges or choices: there is nothing to search")
     if budget < 1:
@@ -182,7 +186,8 @@ def run_search(objective: Objective, dim: int, *, method: str, budget: int, seed
     header = {"journal_version": JOURNAL_VERSION, "method": method, "seed": int(seed), "kernel": kernel,
               "dim": int(dim), "objective_id": objective_id}
     records = open_journal(Path(journal_path), header, resume)
-    proposer = make_method(method, dim, seed, kernel, **(method_options or {}))
+    if proposer is None:
+        proposer = make_method(method, dim, seed, kernel, **(method_options or {}))
     journal = Journal(Path(journal_path))
     bar = None
     if progress:
