@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from shapely.geometry import LineString
 from metadrive.component.lane.point_lane import PointLane
 from metadrive.component.navigation_module.node_network_navigation import NodeNetworkNavigation
 from metadrive.component.road_network.node_road_network import NodeRoadNetwork
@@ -292,9 +293,9 @@ class GeneratedTrafficManager(BaseManager):
 
 
 def _strip_polygon(points: np.ndarray, half_width: float) -> list[list[float]]:
-    """Polygon of a strip ``half_width`` either side of a polyline (vectorised; PointLane's own is a Python loop)."""
-    d = np.gradient(points, axis=0)
-    n = np.stack([-d[:, 1], d[:, 0]], axis=1) / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
-    ring = np.concatenate([points + half_width * n, (points - half_width * n)[::-1]])
-    return ring.tolist()
-
+    """Outline of a strip ``half_width`` either side of a polyline: a valid polygon even where the route loops
+    (PointLane's own outline is a slow Python loop and self-intersects on loops, which breaks its point tests)."""
+    strip = LineString(points).buffer(half_width, cap_style="flat")
+    if strip.geom_type != "Polygon":  # pieces of a degenerate route: keep the largest
+        strip = max(strip.geoms, key=lambda g: g.area)
+    return np.asarray(strip.exterior.coords)[:-1].tolist()
