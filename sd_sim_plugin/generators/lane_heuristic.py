@@ -72,10 +72,10 @@ class _LaneNetwork:
             self.points.append(p)
             self.headings.append(h)
         # Follow only links that really join (a cropped map trims lanes, and links may skip to a far lane).
-        self.exits = [[j for j in (index[e] for e in map.lane_exits.get(lid, []) if e in index) if self._joins(i, j)]
-                      for i, lid in enumerate(map.lane_ids)]
-        self.entries = [[j for j in (index[e] for e in map.lane_entries.get(lid, []) if e in index) if self._joins(j, i)]
-                        for i, lid in enumerate(map.lane_ids)]
+        exits = [[index[e] for e in map.lane_exits.get(lid, []) if e in index] for lid in map.lane_ids]
+        entries = [[index[e] for e in map.lane_entries.get(lid, []) if e in index] for lid in map.lane_ids]
+        self.exits = [[j for j in links if self._joins(i, j)] for i, links in enumerate(exits)]
+        self.entries = [[j for j in links if self._joins(j, i)] for i, links in enumerate(entries)]
         # Candidate spawn points: resampled points inside the box, each standing for step_m of lane.
         cand = [(i, j) for i, p in enumerate(self.points) if len(p) >= 2
                 for j in np.flatnonzero(np.all(np.abs(p) <= BOX_HALF_EXTENT_M, axis=1))]
@@ -97,7 +97,7 @@ class _LaneNetwork:
 
     def path(self, lane: int, rng: np.random.Generator, back_m: float, ahead_m: float,
              turn: TurnClass | None = None) -> tuple[np.ndarray, float]:
-        """A polyline through ``lane``, extended by entry lanes behind and exit lanes ahead; and where ``lane`` starts on it."""
+        """A polyline through ``lane`` extended by entry lanes behind and exit lanes ahead, and where ``lane`` starts."""
         pts = [self.points[lane]]
         behind, cur = 0.0, lane
         while behind < back_m and self.entries[cur]:
@@ -172,7 +172,7 @@ class LaneHeuristicGenerator:
 
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
                  density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
-        """``count`` scenes: agent tokens first, then ``density`` lane-placed vehicles (Poisson by lane length if None)."""
+        """``count`` scenes: agent tokens first, then ``density`` lane-placed vehicles (None: Poisson by lane length)."""
         rng = np.random.default_rng(seed)
         if self._network is None or self._network[0] is not map:  # callers often reuse one map: keep its lanes
             self._network = (map, _LaneNetwork(map))
@@ -223,7 +223,8 @@ class LaneHeuristicGenerator:
             length, width = self.size_prior.sample(rng)
             s0 = (j + rng.uniform(-0.5, 0.5)) * lanes.step_m
             speed = self.speed_prior.sample(rng)
-            poly, start = lanes.path(lane, rng, back_m=speed * h.past_s - s0 + 1.0, ahead_m=s0 + speed * h.future_s + 1.0)
+            poly, start = lanes.path(lane, rng, back_m=speed * h.past_s - s0 + 1.0,
+                                     ahead_m=s0 + speed * h.future_s + 1.0)
             poses = _poses_along(poly, start + s0 + speed * h.times)
             if not np.all(np.abs(poses[h.t0_index, :2]) <= BOX_HALF_EXTENT_M):
                 continue

@@ -83,6 +83,7 @@ class LogGenerator:
                 others = self._other_recordings(own)
                 src = others[rng.integers(len(others))] if others else own
             scene = self.scenes[src]
-            meta = {"generator": self.name, "seed": int(seed), "index": int(k), "source_scene": scene.meta.get("id", src)}
+            meta = {"generator": self.name, "seed": int(seed), "index": int(k),
+                    "source_scene": scene.meta.get("id", src)}
             out.append(Scene(map=map, agents=scene.others, horizon=scene.horizon, ego_index=-1, meta=meta))
         return out

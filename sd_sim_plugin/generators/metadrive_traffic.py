@@ -158,7 +158,8 @@ def run_traffic_episode(map_seed: int, blocks: int, traffic_density: float, traf
     except SdSimError:
         raise
     except Exception as exc:  # MetaDrive failures surface as one line naming the seed
-        raise SdSimError(f"PG map seed {map_seed}: MetaDrive traffic rollout failed ({type(exc).__name__}: {exc})") from None
+        raise SdSimError(f"PG map seed {map_seed}: MetaDrive traffic rollout failed "
+                         f"({type(exc).__name__}: {exc})") from None
     finally:
         env.close()
 

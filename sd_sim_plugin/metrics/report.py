@@ -70,8 +70,8 @@ def set_section(name: str, info: dict, results: dict[str, dict], reference: dict
 
     def own(label: str, s: dict) -> list[str]:
         c, k, col = s["compliance"], s["kinematic_violation_rate"], s["collision_rate"]
-        return [label, _pct(c["drivable_fraction"]), _f(c["heading_gap_mean_deg"], 2), _f(c["heading_gap_median_deg"], 2),
-                _pct(col["t0"]), _pct(col["trajectory"]), _pct(col["ego_t0"]), _pct(k["acceleration"]),
+        return [label, _pct(c["drivable_fraction"]), _f(c["heading_gap_mean_deg"], 2),
+                _f(c["heading_gap_median_deg"], 2), _pct(col["t0"]), _pct(col["trajectory"]), _pct(col["ego_t0"]), _pct(k["acceleration"]),
                 _pct(k["yaw_rate"]), _pct(k["any"])]
 
     rows = [own("**reference**", reference)] + [own(f"`{g}`", results[g]["generated"]) for g in gens]
@@ -85,7 +85,8 @@ def set_section(name: str, info: dict, results: dict[str, dict], reference: dict
             + [_f(results[g]["density_free"]["jsd_agents_per_scene"])] for g in gens]
     out += [_table(header, rows), ""]
     out += ["### Token following (about half of the reference's vehicles as agent tokens, density = the rest)", "",
-            "Hungarian matching gated at 2.2 m and 0.2 rad; extra agents = generated agents not matched to a token.", ""]
+            "Hungarian matching gated at 2.2 m and 0.2 rad; extra agents = generated agents not matched to a token.",
+            ""]
     header = ["generator", "tokens", "match rate", "extra agents/scene", "requested density/scene",
               "mean |extra - density|", "speed MAE now (m/s)", "speed MAE +horizon (m/s)"]
     rows = []

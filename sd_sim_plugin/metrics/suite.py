@@ -61,8 +61,9 @@ def summarise(stats: list[SceneStats]) -> dict:
     return {
         "scenes": len(stats),
         "vehicles_per_scene": float(counts.mean()) if len(counts) else float("nan"),
-        "compliance": summarise_compliance(np.concatenate([s.on_lane for s in stats]) if stats else np.zeros(0, bool),
-                                           np.concatenate([s.heading_gap_deg for s in stats]) if stats else np.zeros(0)),
+        "compliance": summarise_compliance(
+            np.concatenate([s.on_lane for s in stats]) if stats else np.zeros(0, bool),
+            np.concatenate([s.heading_gap_deg for s in stats]) if stats else np.zeros(0)),
         "collision_rate": {k: _share([s.collision[k] for s in stats]) for k in ("t0", "trajectory", "ego_t0")},
         "kinematic_violation_rate": {k: _share([s.kinematics[k] for s in stats])
                                      for k in ("acceleration", "yaw_rate", "any")},

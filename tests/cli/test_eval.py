@@ -16,8 +16,8 @@ from sd_sim_plugin.scene.types import Agents, MapGeometry, Scene
 
 def _road() -> MapGeometry:
     xs = np.linspace(-60, 60, 121)
-    return MapGeometry(lane_ids=["e", "w"], lane_centrelines=[np.stack([xs, 0 * xs], 1), np.stack([xs[::-1], 0 * xs + 3.5], 1)],
-                       lane_widths=[3.5, 3.5])
+    return MapGeometry(lane_ids=["e", "w"], lane_widths=[3.5, 3.5],
+                       lane_centrelines=[np.stack([xs, 0 * xs], 1), np.stack([xs[::-1], 0 * xs + 3.5], 1)])
 
 
 def _reference_scenes(n: int) -> list[Scene]:

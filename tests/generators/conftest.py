@@ -21,7 +21,8 @@ def two_way_road() -> MapGeometry:
     turn = np.array([[60.0, 0.0], [65.0, -1.0], [68.0, -4.0], [69.0, -9.0], [69.0, -20.0]])
     return MapGeometry(
         lane_ids=["e1", "e2", "w1", "w2", "e2_right"],
-        lane_centrelines=[straight(-60, 0, 0.0), straight(0, 60, 0.0), straight(60, 0, 3.5), straight(0, -60, 3.5), turn],
+        lane_centrelines=[straight(-60, 0, 0.0), straight(0, 60, 0.0), straight(60, 0, 3.5), straight(0, -60, 3.5),
+                          turn],
         lane_widths=[3.5] * 5,
         lane_exits={"e1": ["e2"], "w1": ["w2"], "e2": ["e2_right"]},
         lane_entries={"e2": ["e1"], "w2": ["w1"], "e2_right": ["e2"]},

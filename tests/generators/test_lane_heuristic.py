@@ -84,7 +84,8 @@ def test_tokens_are_placed_as_described(two_way_road):
     assert back[1].turn == TurnClass.STOP
     # Off-lane token: straight along its heading.
     traj = scene.agents.trajectory[2]
-    np.testing.assert_allclose(np.diff(traj[:, :2], axis=0), np.tile([3 * np.cos(1.0), 3 * np.sin(1.0)], (4, 1)), atol=1e-4)
+    step = np.tile([3 * np.cos(1.0), 3 * np.sin(1.0)], (4, 1))
+    np.testing.assert_allclose(np.diff(traj[:, :2], axis=0), step, atol=1e-4)
 
 
 def test_default_count_grows_with_lane_length(two_way_road):

@@ -34,7 +34,8 @@ def test_generates_fresh_metadrive_traffic_in_the_reference_frame(pg_windows):
     # A fresh traffic sample, not a replay of the reference (nor of another seed).
     ref_xy = ref.others.trajectory[:, t0, :2]
     for other in (ref_xy, c.agents.trajectory[:, t0, :2]):
-        same = len(other) == len(a.agents) and np.allclose(np.sort(other, 0), np.sort(a.agents.trajectory[:, t0, :2], 0))
+        mine = a.agents.trajectory[:, t0, :2]
+        same = len(other) == len(mine) and np.allclose(np.sort(other, 0), np.sort(mine, 0))
         assert not same
 
 
