@@ -89,7 +89,7 @@ class ScenarioDiffusionGenerator:
         scenes = []
         for i, a in enumerate(agents):
             if tokens:
-                a = enforce_tokens(a, tokens, self.horizon)
+                a = enforce_tokens(a, tokens, self.horizon, max_extra=density)
             if len(a):
                 t0 = self.horizon.t0_index
                 boxes = np.concatenate([a.trajectory[:, t0], a.length[:, None], a.width[:, None]], axis=1)
@@ -113,12 +113,14 @@ def _ego_box(ego: Agents | None, horizon: Horizon) -> np.ndarray:
 TOKEN_GATE_M = 4.0  # a generated agent this close to a token is the model's rendering of that token
 
 
-def enforce_tokens(agents: Agents, tokens: list[AgentToken], horizon: Horizon) -> Agents:
+def enforce_tokens(agents: Agents, tokens: list[AgentToken], horizon: Horizon, max_extra: int | None = None
+                   ) -> Agents:
     """Make every agent token appear exactly as described (the ``Generator`` contract).
 
     Each token is matched (Hungarian, centres within ``TOKEN_GATE_M``) to a generated agent, whose trajectory is moved
     rigidly onto the token's pose and takes the token's size and type; a token the model missed becomes an agent
-    moving straight at its speeds. Generated agents overlapping a token's box are dropped; token agents come first.
+    moving straight at its speeds. Generated agents overlapping a token's box are dropped, and at most ``max_extra``
+    other agents (the most probable) are kept; token agents come first.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -152,9 +154,9 @@ def enforce_tokens(agents: Agents, tokens: list[AgentToken], horizon: Horizon) -
     vel = np.gradient(traj[:, :, :2], horizon.step_s, axis=1) if horizon.num_steps > 1 else np.zeros((n, 1, 2))
     given = Agents(types=[int(t.agent_type) for t in tokens], length=length, width=width, trajectory=traj,
                    velocity=vel, valid=np.ones((n, horizon.num_steps), bool))
-    rest = np.setdiff1d(np.arange(len(agents)), list(pairs.values()))
+    rest = np.setdiff1d(np.arange(len(agents)), np.fromiter(pairs.values(), np.int64, len(pairs)))
     extra = agents.select(rest)
     if len(extra):
         box = lambda a: np.concatenate([a.trajectory[:, t0], a.length[:, None], a.width[:, None]], axis=1)  # noqa: E731
-        extra = extra.select(~boxes_overlap(box(extra), box(given)).any(axis=1))
+        extra = extra.select(np.flatnonzero(~boxes_overlap(box(extra), box(given)).any(axis=1))[:max_extra])
     return Agents.concatenate([given, extra])
