@@ -87,3 +87,15 @@ def test_bad_placement_is_a_failed_episode_not_a_crash(run_cli, tmp_path: Path, 
 def test_bad_ego_policy(run_cli, tmp_path: Path, ego: str) -> None:
     code, _, err = run_cli(["run", str(SPECS[0]), "--ego", ego, "--out", str(tmp_path / "o")])
     assert code == 2 and err.count("\n") == 1
+
+
+def test_spec_on_a_real_scenarionet_map(dev_data_dir: Path, tmp_path: Path, dump_yaml, run_cli) -> None:
+    spec = {"version": 1, "name": "real_lead", "description": "a lead car brakes on a real map",
+            "map": {"scenarionet": {"file": str(dev_data_dir / "sd_waymo_v1.2_eb4b91b10ca94ff2.pkl")}},
+            "agents": [{"name": "lead", "placement": {"lane": "ego", "distance": 12.0}, "speed": 8.0, "speed_2s": 2.0}],
+            "density": 2, "duration": 1.0}
+    code, stdout, err = run_cli(["run", str(dump_yaml(tmp_path / "real.yaml", spec)), "--episodes", "1",
+                                 "--out", str(tmp_path / "o"), "--no-gif", "--no-export"])
+    assert code == 0, err
+    (episode,) = json.loads((tmp_path / "o" / "episodes.json").read_text())
+    assert episode["status"] == "ok" and episode["key_agents_matched"] == [True]
