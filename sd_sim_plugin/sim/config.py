@@ -79,7 +79,9 @@ class SimConfig:
     - ``scene_seed``: seeds the env's random stream when no ``reset(seed=...)`` is given (None: fresh entropy);
     - ``map_radius_m``: half-size of the ego-frame map square handed to the generator;
     - ``spawn_clearance_m``: generated agents closer than this to the ego at spawn are removed and counted;
-    - ``route_length_m``: length of the lane route an agent follows after its trajectory.
+    - ``route_length_m``: length of the lane route an agent follows after its trajectory;
+    - ``generator_threads``: torch intra-op threads while generating (restored after; None: torch's own setting).
+      1 by default: beside MetaDrive, more threads made sampling far slower on small machines.
     """
 
     generator: str | Generator | None = None
@@ -92,6 +94,7 @@ class SimConfig:
     map_radius_m: float = 60.0
     spawn_clearance_m: float = 0.2
     route_length_m: float = 400.0
+    generator_threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.actor_mode not in ACTOR_MODES:
@@ -100,6 +103,8 @@ class SimConfig:
         self.agent_tokens = as_agent_tokens(self.agent_tokens)
         if self.map_radius_m <= 0 or self.route_length_m <= 0 or self.spawn_clearance_m < 0:
             raise SdSimError("map_radius_m and route_length_m must be > 0 and spawn_clearance_m >= 0")
+        if self.generator_threads is not None and self.generator_threads < 1:
+            raise SdSimError(f"generator_threads must be >= 1 or None, got {self.generator_threads}")
 
     @classmethod
     def pop_from(cls, config: dict) -> SimConfig:

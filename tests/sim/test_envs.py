@@ -171,3 +171,23 @@ def test_bad_reset_option_is_one_clear_line(make_env, placement, agent_rows):
 def test_3d_rendering_with_stub_assets_says_so(make_env):
     with pytest.raises(SdSimError, match="real assets"):
         make_env(ScenarioDiffusionEnv, use_render=True)
+
+
+def test_generation_runs_with_one_torch_thread_and_restores_it(make_env, placement, agent_rows):
+    import torch
+
+    seen = []
+
+    class ThreadProbe(placement):
+        def generate(self, map, **kwargs):
+            seen.append(torch.get_num_threads())
+            return super().generate(map, **kwargs)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        env = make_env(ScenarioDiffusionEnv, generator=ThreadProbe(agent_rows([])))
+        env.reset(seed=0)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
