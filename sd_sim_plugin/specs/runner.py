@@ -309,11 +309,6 @@ def _scenarionet_index(path: Path) -> tuple[Path, int]:
     return folder, ids.index(path.name)
 
 
-def seeds_for(spec: Spec, base_seed: int, episodes: int) -> list[int]:
-    """Episode seeds: consecutive from ``base_seed``."""
-    return [int(base_seed) + i for i in range(episodes)]
-
-
 def draw_point(spec: Spec, seed: int) -> np.ndarray:
     """The box point an episode of a ranged spec plays (uniform, from the episode seed)."""
     return np.random.default_rng([int(seed), 1]).random(len(open_dimensions(spec)))

@@ -52,3 +52,15 @@ def test_failed_points_are_not_proposed_again() -> None:
     mean, std = proposer.posterior(np.vstack([first, again]))
     assert std[0] < std[1]
     assert proposer.lengthscales().shape == (2,)
+
+
+def test_sampling_acquisition_matches_lbfgs() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.random((30, 4))
+    y = np.exp(-np.sum((x - 0.6) ** 2, axis=1) / 0.2) + 0.02 * rng.standard_normal(30)
+    values = {}
+    for optimiser in ("sampling", "lbfgs"):
+        proposal = GPUCB(4, seed=0, acq_optimizer=optimiser).propose(x, y, np.zeros((0, 4)))
+        values[optimiser] = proposal.info["ucb"]
+        assert proposal.u.shape == (4,) and np.all((proposal.u >= 0) & (proposal.u <= 1))
+    assert values["sampling"] >= values["lbfgs"] - 0.01 * abs(values["lbfgs"])
