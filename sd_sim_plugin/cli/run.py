@@ -29,6 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint folder for the diffusion generator")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the first episode; episode i uses seed + i (default: the spec's seed, else 0)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="episode length in seconds, overriding the spec's (e.g. short runs to measure spec fidelity)")
     p.add_argument("--actor-mode", choices=("replay", "idm"), default="replay",
                    help="generated agents replay their trajectory then follow lanes (replay) or drive with IDM")
     p.add_argument("--no-gif", action="store_true", help="skip the per-episode GIFs (faster)")
@@ -68,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise SdSimError(f"--episodes must be at least 1, got {args.episodes}")
     spec = load_spec(args.spec)
+    if args.duration is not None:
+        if not 1.0 <= args.duration <= 120:  # the spec schema's bounds
+            raise SdSimError(f"--duration must lie in [1, 120] s, got {args.duration}")
+        spec = spec.model_copy(update={"duration": float(args.duration)})
     ego = args.ego or spec.ego.policy
     gen_name = generator_name(args.generator, spec.generator, args.checkpoint)
     base_seed = args.seed if args.seed is not None else (spec.seed or 0)
