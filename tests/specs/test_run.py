@@ -99,3 +99,14 @@ def test_spec_on_a_real_scenarionet_map(dev_data_dir: Path, tmp_path: Path, dump
     assert code == 0, err
     (episode,) = json.loads((tmp_path / "o" / "episodes.json").read_text())
     assert episode["status"] == "ok" and episode["key_agents_matched"] == [True]
+
+
+def test_ego_policy_as_module_callable(run_cli, tmp_path: Path) -> None:
+    import ego_policies  # tests/specs is on sys.path
+
+    ego_policies.CALLS.clear()
+    code, _, err = run_cli(["run", str(SPECS[0].parent / "lead_braking.yaml"), "--ego", "ego_policies:brake",
+                            "--duration", "1", "--out", str(tmp_path / "o"), "--no-gif", "--no-export"])
+    assert code == 0, err
+    (episode,) = json.loads((tmp_path / "o" / "episodes.json").read_text())
+    assert episode["status"] == "ok" and len(ego_policies.CALLS) == episode["steps"] == 10
