@@ -16,7 +16,7 @@ from sd_sim_plugin.model.edm import karras_sigmas, sample
 from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
-from sd_sim_plugin.scene.geometry import boxes_overlap
+from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.tokens import AgentToken
 from sd_sim_plugin.scene.types import Agents, Horizon, MapGeometry, Scene, wrap_angle
 
@@ -86,8 +86,11 @@ class ScenarioDiffusionGenerator:
         counts = np.full(count, UNSET if density is None else max(int(density), 0), np.int64)
         agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed)
         ego_box = _ego_box(ego, self.horizon)
+        lanes = LaneIndex(map) if self.cfg.lane_snap_deg > 0 and map.num_lanes else None
         scenes = []
         for i, a in enumerate(agents):
+            if lanes is not None:
+                a = align_to_lanes(a, lanes, self.horizon, np.deg2rad(self.cfg.lane_snap_deg))
             if tokens:
                 a = enforce_tokens(a, tokens, self.horizon, max_extra=density)
             if len(a):
@@ -160,3 +163,27 @@ def enforce_tokens(agents: Agents, tokens: list[AgentToken], horizon: Horizon, m
         box = lambda a: np.concatenate([a.trajectory[:, t0], a.length[:, None], a.width[:, None]], axis=1)  # noqa: E731
         extra = extra.select(np.flatnonzero(~boxes_overlap(box(extra), box(given)).any(axis=1))[:max_extra])
     return Agents.concatenate([given, extra])
+
+
+def align_to_lanes(agents: Agents, lanes: LaneIndex, horizon: Horizon, max_dev_rad: float) -> Agents:
+    """Turn each agent on a lane whose heading is within ``max_dev_rad`` of that lane's onto the lane heading.
+
+    The decoder's heading error (a few degrees) is the main part of its heading MMD on lane-following traffic; the
+    whole trajectory is rotated about the t = 0 centre, so velocities turn with it. Agents off the lanes (parked cars)
+    or at larger angles (turning, crossing) are left as generated.
+    """
+    if len(agents) == 0:
+        return agents
+    t0 = horizon.t0_index
+    q = lanes.query(agents.trajectory[:, t0, :2], agents.trajectory[:, t0, 2])
+    dev = np.where(q["on_lane"] & (np.abs(q["heading_dev"]) <= max_dev_rad), q["heading_dev"], 0.0)
+    c, s = np.cos(-dev)[:, None], np.sin(-dev)[:, None]
+    traj = agents.trajectory.copy()
+    rel = traj[:, :, :2] - traj[:, t0:t0 + 1, :2]
+    traj[:, :, 0] = traj[:, t0:t0 + 1, 0] + c * rel[..., 0] - s * rel[..., 1]
+    traj[:, :, 1] = traj[:, t0:t0 + 1, 1] + s * rel[..., 0] + c * rel[..., 1]
+    traj[:, :, 2] = wrap_angle(traj[:, :, 2] - dev[:, None])
+    vel = agents.velocity.copy()
+    vel[..., 0], vel[..., 1] = c * agents.velocity[..., 0] - s * agents.velocity[..., 1], \
+        s * agents.velocity[..., 0] + c * agents.velocity[..., 1]
+    return Agents(agents.types, agents.length, agents.width, traj, vel, agents.valid, list(agents.ids))

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         evals = steps * 2 - 1 if method == "heun" else steps
         print(json.dumps({"sampler": method, "steps": steps, "network_evals": evals,
                           "cpu_ms_per_scene": round(1000 * cpu / len(refs), 1),
-                          **{k: round(m["mmd"][k], 4) for k in ("position", "heading", "velocity")}}), flush=True)
+                          **{k: round(m["mmd"][k], 4) for k in ("position", "heading_vector", "velocity")}}), flush=True)
 
 
 if __name__ == "__main__":
