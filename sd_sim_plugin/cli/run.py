@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the episodes (resumable), then write CSV, JSON and the summary."""
     from tqdm import tqdm
 
-    from sd_sim_plugin.search.loop import Journal, open_journal
+    from sd_sim_plugin.search.loop import Journal, describe_exception, open_journal
     from sd_sim_plugin.specs.load import load_spec, spec_to_yaml
     from sd_sim_plugin.specs.runner import EpisodeResult, SpecRunner, draw_point, resolve_policy
     from sd_sim_plugin.specs.space import concretize, open_dimensions, point_values
@@ -99,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
                                         export_dir=None if args.no_export else out / "scenarios",
                                         export_name=f"{spec.name}_ep{i:04d}")
                 except Exception as exc:  # e.g. a placement the map cannot hold: record it, keep going
-                    message = str(exc) if isinstance(exc, SdSimError) else f"{type(exc).__name__}: {exc}"
-                    result = EpisodeResult(seed=seed, status="failed", error=message[:500])
+                    result = EpisodeResult(seed=seed, status="failed", error=describe_exception(exc))
                     runner.close()  # the env may be half reset
                 record = _record(i, u, seed, result, point_values(spec, u))
                 journal.append(record)

@@ -141,6 +141,15 @@ class Journal:
             os.fsync(f.fileno())
 
 
+def describe_exception(exc: BaseException) -> str:
+    """One line for a journal: the user-facing message of an SdSimError, else type, message and where it was raised."""
+    if isinstance(exc, SdSimError):
+        return str(exc)[:500]
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    where = f" ({Path(last[0].filename).name}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"[:500]
+
+
 def _json_default(v: object) -> object:
     if isinstance(v, (np.floating, np.integer, np.bool_)):
         return v.item()
@@ -160,12 +169,12 @@ def open_journal(path: Path, header: dict, resume: bool) -> list[Record]:
         journal.write_header(header)
         return []
     if not resume:
-        raise SdSimError(f"{path} already holds a search ({len(records)} evaluations); pass --resume to continue "
-                         "it or choose another --out")
+        raise SdSimError(f"{path} already holds results ({len(records)} done); pass --resume to continue, or "
+                         "choose another --out")
     diff = [k for k in _HEADER_KEYS if old_header.get(k) != header.get(k)]
     if diff:
         k = diff[0]
-        raise SdSimError(f"{path} belongs to another search ({k}: {old_header.get(k)!r} there, {header.get(k)!r} "
+        raise SdSimError(f"{path} belongs to another job ({k}: {old_header.get(k)!r} there, {header.get(k)!r} "
                          "now); resume with the same spec and options or choose another --out")
     return records
 
@@ -216,10 +225,8 @@ def run_search(objective: Objective, dim: int, *, method: str, budget: int, seed
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:  # a failed simulation is data, not the end of the search
-                last = traceback.extract_tb(exc.__traceback__)[-1:] or [None]
-                where = f" ({Path(last[0].filename).name}:{last[0].lineno})" if last[0] else ""
-                record = Record(i, [float(v) for v in u], s, "failed", None, False, {},
-                                f"{type(exc).__name__}: {exc}{where}"[:500], propose_s, time.perf_counter() - t1, info)
+                record = Record(i, [float(v) for v in u], s, "failed", None, False, {}, describe_exception(exc),
+                                propose_s, time.perf_counter() - t1, info)
             journal.append(record)
             records.append(record)
             if on_record is not None:
