@@ -65,7 +65,7 @@ def set_section(name: str, info: dict, results: dict[str, dict], reference: dict
     out += ["### Own values, beside the reference's", "",
             "Map compliance over valid trajectory poses in the box; collision rate = share of vehicles whose box "
             "overlaps another's; kinematic violations = share of trajectories beyond the limits.", ""]
-    header = ["scenes", "drivable", "heading gap mean (deg)", "heading gap median (deg)", "collide t=0",
+    header = ["generator", "drivable", "heading gap mean (deg)", "heading gap median (deg)", "collide t=0",
               "collide along traj.", "overlap ego t=0", "accel > limit", "yaw rate > limit", "any kinematic"]
 
     def own(label: str, s: dict) -> list[str]:
