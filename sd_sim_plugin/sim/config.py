@@ -11,8 +11,8 @@ from sd_sim_plugin.generators.base import Generator
 from sd_sim_plugin.scene.tokens import AgentToken
 
 ACTOR_MODES = ("replay", "idm")
-# The lead flips this to "diffusion" once the shipped checkpoint (checkpoints/default) exists.
-DEFAULT_GENERATOR = "lane"
+# The shipped checkpoint (checkpoints/default) is the default generator everywhere.
+DEFAULT_GENERATOR = "diffusion"
 
 
 def as_agent_tokens(tokens: Any) -> list[AgentToken]:
