@@ -7,15 +7,7 @@ import pytest
 
 from sd_sim_plugin.search.loop import Evaluation
 
-PEAK = np.array([0.7, 0.25])  # global maximum, value 1.0 (plus a 0.6 decoy bump at DECOY)
-DECOY = np.array([0.2, 0.8])
-
-
-def two_bumps(u: np.ndarray) -> float:
-    """Known maximum 1.0 at PEAK (width 0.15), a decoy local maximum of about 0.6 at DECOY."""
-    u = np.asarray(u, dtype=float)
-    return float(np.exp(-np.sum((u - PEAK) ** 2) / (2 * 0.15**2))
-                 + 0.6 * np.exp(-np.sum((u - DECOY) ** 2) / (2 * 0.15**2)))
+from search_fixtures import two_bumps  # tests/search is on sys.path
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from sd_sim_plugin.search.gp_ucb import GPUCB, beta_t
 from sd_sim_plugin.search.loop import run_search
 
-from conftest import two_bumps  # noqa: I001  (tests/search is on sys.path)
+from search_fixtures import two_bumps  # tests/search is on sys.path
 
 SEEDS = (0, 1, 2)
 BUDGET = 30

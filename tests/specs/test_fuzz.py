@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from sd_sim_plugin.cli import main
 
-from conftest import BASE_SPEC  # noqa: I001  (tests/specs is on sys.path: pytest rootdir-relative import)
+from spec_fixtures import BASE_SPEC  # tests/specs is on sys.path
 
 EXAMPLES = 100
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

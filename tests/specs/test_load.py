@@ -80,7 +80,7 @@ def test_stop_agent_must_be_stationary(base_spec: dict) -> None:
 
 def test_scenarionet_map_rejects_ego_start(base_spec: dict, tmp_path: Path, dump_yaml) -> None:
     base_spec["map"] = {"scenarionet": {"file": "scene.pkl", "frame": 0}}
-    with pytest.raises(SdSimError, match="ego starts as logged"):
+    with pytest.raises(SdSimError, match="ego starts and drives as logged"):
         load_spec(dump_yaml(tmp_path / "s.yaml", base_spec))
     del base_spec["ego"]
     spec = load_spec(dump_yaml(tmp_path / "s.yaml", base_spec))
