@@ -38,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _settings(args: argparse.Namespace) -> dict:
     """The settings that make episodes comparable (a resumed run must use the same)."""
-    return {"generator": args.generator, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+    generator = args.generator or ("diffusion" if args.checkpoint else DEFAULT_GENERATOR)
+    return {"generator": generator, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
             "actor_mode": args.actor_mode, "density": args.density, "max_steps": args.max_steps, "map": DEMO_MAP}
 
 

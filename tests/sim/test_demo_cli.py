@@ -38,3 +38,14 @@ def test_demo_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "other settings" in err[0] and "not found" in err[1]
     assert not (tmp_path / "x").exists()  # nothing half-made
+
+
+def test_demo_default_runs_the_shipped_checkpoint(tmp_path):
+    """The README's main job: no generator flag means the shipped diffusion checkpoint."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--episodes", "1", "--max-steps", "5", "--density", "4", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["generator"] == "diffusion"
+    episode = summary["episodes"][0]
+    # the global scene token asks for 4 agents; overlap with the ego may remove some, none may be invented
+    assert 1 <= episode["num_agents"] + episode["num_removed_overlap"] <= 4
