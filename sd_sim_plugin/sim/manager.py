@@ -51,6 +51,7 @@ TRAFFIC_VEHICLE_CONFIG = dict(show_navi_mark=False, show_dest_mark=False, show_l
                               show_lidar=False, show_lane_line_detector=False, show_side_detector=False,
                               use_special_color=False, spawn_velocity=None)
 _LANE_GRAPH_CACHE_SIZE = 16
+_DESTINATION_STRIDE = 10  # path points (about 1 m apart) between lane look-ups for a vehicle's destination
 
 
 @dataclass
@@ -185,7 +186,7 @@ class GeneratedTrafficManager(BaseManager):
             xy, heading, velocity = path.state(0.0)
             length, width = float(agents.length[i]), float(agents.width[i])
             if kind == AgentType.VEHICLE:
-                obj = self._spawn_vehicle(xy, heading, length, width, pg)
+                obj = self._spawn_vehicle(xy, heading, length, width, path if pg else None)
                 replay = self.config.actor_mode == "replay"
                 if not replay:
                     obj.set_velocity(velocity)
@@ -198,28 +199,49 @@ class GeneratedTrafficManager(BaseManager):
                     obj.lane = self._lane_at(xy)
             self.actors.append(Actor(agents.ids[i], kind, obj, path, length, width, replay))
 
-    def _spawn_vehicle(self, xy: np.ndarray, heading: float, length: float, width: float, pg: bool):
-        """A vehicle of the generated size; on PG maps with a navigation module (started on the nearest lane)."""
+    def _spawn_vehicle(self, xy: np.ndarray, heading: float, length: float, width: float, path: ActorPath | None):
+        """A vehicle of the generated size; with a ``path`` (PG maps) also a navigation module started on the lane
+        under it (else the nearest lane) and routed to where the path leaves the lanes."""
         cfg = dict(TRAFFIC_VEHICLE_CONFIG, length=length, width=width, height=None, navigation_module=None,
-                   spawn_lane_index=None)
-        if not pg:
+                   spawn_lane_index=None, destination=None)
+        if path is None:
             return self.spawn_object(GeneratedVehicle, vehicle_config=cfg, position=list(xy), heading=heading)
         cfg["navigation_module"] = NodeNetworkNavigation
-        on_lanes = ray_localization((np.cos(heading), np.sin(heading)), tuple(xy), self.engine, use_heading_filter=False)
+        direction = (np.cos(heading), np.sin(heading))
+        on_lanes = (ray_localization(direction, tuple(xy), self.engine)
+                    or ray_localization(direction, tuple(xy), self.engine, use_heading_filter=False))
+        lane = on_lanes[0][0] if on_lanes else self._closest_lane(xy)
+        cfg["spawn_lane_index"] = lane.index
+        # An explicit destination: MetaDrive's own pick (auto_assign_task) raises "list.remove(x): x not in list"
+        # when its random socket is the one the vehicle starts at (e.g. on an intersection's roads).
+        cfg["destination"] = self._destination(lane.index, path)
         if on_lanes:
-            cfg["spawn_lane_index"] = on_lanes[0][1]
             return self.spawn_object(GeneratedVehicle, vehicle_config=cfg, position=list(xy), heading=heading)
         # Off the road: the navigation module can only start on a lane, so spawn on the nearest one and move.
-        lane = self._closest_lane(xy)
         long, _ = lane.local_coordinates(xy)
         long = float(np.clip(long, 0.0, lane.length))
-        cfg["spawn_lane_index"] = lane.index
         v = self.spawn_object(GeneratedVehicle, vehicle_config=cfg, position=list(lane.position(long, 0.0)),
                               heading=lane.heading_theta_at(long))
         v.set_position(list(xy))
         v.set_heading_theta(heading)
         v.localise()
         return v
+
+    def _destination(self, spawn_lane_index: tuple, path: ActorPath) -> str:
+        """Road node for a vehicle's navigation: the end of the road under the last point of its path that lies on a
+        lane of its heading, if the road network reaches it from the spawn lane; else the end of the spawn road."""
+        network = self.engine.current_map.road_network
+        points = path.polyline()
+        for k in range(len(points) - 1, 0, -_DESTINATION_STRIDE):
+            step = points[k] - points[k - 1]
+            hits = ray_localization(tuple(step / max(float(np.linalg.norm(step)), 1e-9)), tuple(points[k]), self.engine)
+            if not hits:
+                continue
+            node = hits[0][1][1]
+            if node != spawn_lane_index[1] and network.shortest_path(spawn_lane_index, node):
+                return node
+            break
+        return spawn_lane_index[1]
 
     def _add_idm(self, vehicle, path: ActorPath, max_speed_mps: float) -> None:
         """IDM along the agent's path at the fastest generated speed."""

@@ -44,6 +44,12 @@ class GeneratedVehicle(VaryingDynamicsVehicle):
             return OFF_LANE
         return self.navigation.current_lane
 
+    def reset(self, *args, **kwargs):
+        """Reset for a new spawn. A recycled vehicle must not keep last episode's ``off_lane``: the navigation's
+        first localisation falls back to ``self.lane`` and asserts "lane index mismatch!" on :data:`OFF_LANE`."""
+        self.off_lane = False
+        return super().reset(*args, **kwargs)
+
     def localise(self) -> None:
         """Update the navigation module's lane, then note whether the vehicle stands on a lane."""
         self.off_lane = False
