@@ -19,7 +19,7 @@ demo: $(BIN)/.installed
 	$(BIN)/sd-sim demo --out outputs/demo
 
 test: $(BIN)/.installed
-	$(BIN)/pytest -x -q
+	$(BIN)/pytest
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks
