@@ -23,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the folder's saved training state")
+    p.add_argument("--timestep-scale", type=float, default=1.0,
+                   help="factor on the EDM noise conditioning ln(sigma)/4 given to the U-Net as its timestep, for a new "
+                        "stage 2 (diffusers' time embedding expects 0..1000; 1 = the shipped checkpoint's recipe)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)
@@ -41,11 +44,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.batch_size < 1:
         raise SdSimError(f"--steps and --batch-size must be positive (got {args.steps}, {args.batch_size})")
+    if args.timestep_scale <= 0:
+        raise SdSimError(f"--timestep-scale must be positive (got {args.timestep_scale})")
     torch.set_num_threads(max(args.threads, 1))
     if args.stage == "diffusion" or args.resume:
-        from sd_sim_plugin.model.checkpoint import load_config
+        from dataclasses import replace
+
+        from sd_sim_plugin.model.checkpoint import load_config, save_config
 
         cfg, _ = load_config(args.out)
+        if args.stage == "diffusion" and not args.resume:
+            # a fresh stage 2 is a new denoiser: record its timestep scale where train_diffusion reads the config
+            cfg = replace(cfg, timestep_scale=args.timestep_scale)
+            save_config(args.out, cfg)
     else:
         cfg = ModelConfig(map_channels=len(MAP_CHANNELS), agent_channels=len(AGENT_CHANNELS))
     train = cached_arrays(args.data, cfg)

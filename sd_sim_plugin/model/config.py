@@ -35,6 +35,9 @@ class ModelConfig:
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0
+    # Multiplies the EDM c_noise = ln(sigma)/4 (about -1.5..1) before the U-Net, whose sinusoidal time embedding
+    # expects diffusers' 0..1000 timestep scale; 1.0 = checkpoints trained before this field existed.
+    timestep_scale: float = 1.0
     tokens: TokenLayout = field(default_factory=TokenLayout)
     latent_mean: tuple[float, ...] = ()
     latent_std: tuple[float, ...] = ()

@@ -65,6 +65,6 @@ class LatentDenoiser(nn.Module):
                 token_mask: torch.Tensor) -> torch.Tensor:
         """Denoised latent D(x) for noisy latents ``x`` at noise levels ``sigma`` (B,)."""
         c_skip, c_out, c_in, c_noise = (c.view(-1, 1, 1, 1) for c in preconditioning(sigma))
-        f = self.unet(torch.cat([c_in * x, map_embed], dim=1), c_noise.view(-1),
+        f = self.unet(torch.cat([c_in * x, map_embed], dim=1), c_noise.view(-1) * self.cfg.timestep_scale,
                       encoder_hidden_states=tokens, encoder_attention_mask=token_mask.float()).sample
         return c_skip * x + c_out * f

@@ -81,6 +81,31 @@ def test_edm_preconditioning_and_sampler():
     torch.testing.assert_close(out, target)
 
 
+def test_unet_timestep_is_scaled_noise_conditioning_and_old_configs_keep_scale_one(tiny_config, tmp_path):
+    """The U-Net gets ln(sigma)/4 * timestep_scale; a config.json written before the field existed loads with 1."""
+    from dataclasses import replace
+
+    from sd_sim_plugin.model.denoiser import LatentDenoiser
+
+    cfg = replace(tiny_config, timestep_scale=250.0)
+    net = LatentDenoiser(cfg).eval()
+    seen = []
+    net.unet.register_forward_pre_hook(lambda _m, args: seen.append(args[1].clone()))
+    sigma = torch.tensor([0.5, 20.0])
+    x = torch.zeros(2, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
+    tokens, mask = net.embed_tokens(torch.zeros(2, 1, cfg.tokens.agent_dim), torch.zeros(2, 1, dtype=torch.bool),
+                                    torch.zeros(2, cfg.tokens.global_dim))
+    with torch.no_grad():
+        net(x, sigma, net.map_encoder(torch.zeros(2, cfg.map_channels, cfg.size_px, cfg.size_px)), tokens, mask)
+    torch.testing.assert_close(seen[0], sigma.log() / 4 * 250.0)
+    save_config(tmp_path, cfg)
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["model"]["timestep_scale"] == 250.0 and load_config(tmp_path)[0] == cfg
+    del written["model"]["timestep_scale"]
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    assert load_config(tmp_path)[0].timestep_scale == 1.0
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, road_scenes, tiny_config):
     """A tiny model trained on four scenes (autoencoder to convergence, a few diffusion steps)."""
