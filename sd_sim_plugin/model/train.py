@@ -199,11 +199,7 @@ def train_autoencoder(train: TrainingArrays, val: TrainingArrays | None, out: st
 
     def publish() -> None:
         save_weights(ae, out / WEIGHT_FILES["autoencoder"])
-        save_config(out, cfg, {"autoencoder": {"steps": trainer.step, "batch_size": opts.batch_size,
-                                               "seed": opts.seed, "train_windows": len(train),
-                                               "data": str(train.folder), "train_time_s": round(trainer.elapsed_s),
-                                               "threads": torch.get_num_threads(),
-                                               "last_eval": trainer.history[-1] if trainer.history else {}}})
+        save_config(out, cfg, {"autoencoder": _training_record(trainer, opts, train)})
 
     out.mkdir(parents=True, exist_ok=True)
     return trainer.run(step, validate, publish)
@@ -308,11 +304,7 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
 
     def publish() -> None:
         save_weights(ema, out / WEIGHT_FILES["denoiser"])
-        save_config(out, cfg, {"diffusion": {"steps": trainer.step, "batch_size": opts.batch_size,
-                                             "seed": opts.seed, "train_windows": len(train),
-                                             "data": str(train.folder), "train_time_s": round(trainer.elapsed_s),
-                                             "threads": torch.get_num_threads(),
-                                             "last_eval": trainer.history[-1] if trainer.history else {}}})
+        save_config(out, cfg, {"diffusion": _training_record(trainer, opts, train)})
 
     return trainer.run(step, validate, publish)
 
@@ -334,3 +326,10 @@ def generation_scores(generator, data: TrainingArrays, idx: np.ndarray) -> dict[
     corr = float(np.corrcoef(n_gen, counts)[0, 1]) if n_gen.std() > 0 and counts.std() > 0 else float("nan")
     return {"token_f1": scores["f1"], "count_real": float(counts.mean()), "count_gen": float(n_gen.mean()),
             "count_corr": corr}
+
+
+def _training_record(trainer: _Trainer, opts: TrainOptions, train: TrainingArrays) -> dict:
+    """What a checkpoint's config.json records about the stage that made it."""
+    return {"steps": trainer.step, "batch_size": opts.batch_size, "seed": opts.seed, "train_windows": len(train),
+            "data": str(train.folder), "train_time_s": round(trainer.elapsed_s), "threads": torch.get_num_threads(),
+            "last_eval": trainer.history[-1] if trainer.history else {}}
