@@ -54,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
 
         cfg, _ = load_config(args.out)
         if args.stage == "diffusion" and not args.resume:
-            # a fresh stage 2 is a new denoiser: record its timestep scale where train_diffusion reads the config
-            cfg = replace(cfg, timestep_scale=args.timestep_scale)
+            # a fresh stage 2 is a new denoiser (current recipe): record it where train_diffusion reads the config
+            fresh = ModelConfig()
+            cfg = replace(cfg, timestep_scale=args.timestep_scale, position_features=fresh.position_features,
+                          token_raster=fresh.token_raster, p_mean=fresh.p_mean, p_std=fresh.p_std)
             save_config(args.out, cfg)
     else:
         cfg = ModelConfig(map_channels=len(MAP_CHANNELS), agent_channels=len(AGENT_CHANNELS))

@@ -32,12 +32,25 @@ class ModelConfig:
     lane_snap_deg: float = 20.0  # on a lane and this close to its heading: heading aligned to the lane (0 = off)
     overlap_scale: float = 1.15  # boxes scaled by this for overlap removal (>1 also removes near-duplicates)
     sampler_steps: int = 6  # Euler; measured against 4, 10, 20 Euler and 5, 10 Heun (docs/model.md)
+    # Training noise levels: log(sigma) ~ N(p_mean, p_std^2). EDM's image default (-1.2, 1.2) puts 1% of samples above
+    # sigma = 5, yet which agents exist is decided between sigma ~2 and 20 here (agent cells have a standardised
+    # variance of ~6 in a sparse latent), so a denoiser trained that way ignored its tokens at the start of sampling.
+    p_mean: float = 0.5
+    p_std: float = 1.5
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0
     # Multiplies the EDM c_noise = ln(sigma)/4 (about -1.5..1) before the U-Net, whose sinusoidal time embedding
     # expects diffusers' 0..1000 timestep scale; 1.0 = checkpoints trained before this field existed.
     timestep_scale: float = 1.0
+    # Ego-frame coordinate channels (the agent tokens' Fourier position features, per latent cell) concatenated with
+    # the U-Net input. Convolutions are translation-equivariant, so without them a cross-attention query does not know
+    # where it is and cannot pick out the token at its own position. False = checkpoints trained before the field.
+    position_features: bool = True
+    # Agent tokens also drawn into a raster on the output grid (presence, offset in the cell, their other features),
+    # space-to-depth to the latent size and concatenated with the U-Net input: a local signal a small conv U-Net uses
+    # from the first steps, beside cross-attention (docs/model.md). False = checkpoints trained before the field.
+    token_raster: bool = True
     tokens: TokenLayout = field(default_factory=TokenLayout)
     latent_mean: tuple[float, ...] = ()
     latent_std: tuple[float, ...] = ()
@@ -71,4 +84,8 @@ class ModelConfig:
         d["unet_channels"] = tuple(d["unet_channels"])
         d["latent_mean"] = tuple(d.get("latent_mean", ()))
         d["latent_std"] = tuple(d.get("latent_std", ()))
+        d.setdefault("position_features", False)
+        d.setdefault("token_raster", False)
+        d.setdefault("p_mean", -1.2)
+        d.setdefault("p_std", 1.2)
         return cls(**d)

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import torch
 
 SIGMA_DATA = 1.0  # latents are standardised per channel
-P_MEAN, P_STD = -1.2, 1.2
 
 
 def preconditioning(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA) -> tuple[torch.Tensor, ...]:
@@ -25,10 +24,10 @@ def loss_weight(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Te
     return (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
 
 
-def sample_training_sigma(n: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu"
-                          ) -> torch.Tensor:
-    """log(sigma) ~ N(P_MEAN, P_STD^2)."""
-    return (torch.randn(n, generator=generator, device=device) * P_STD + P_MEAN).exp()
+def sample_training_sigma(n: int, p_mean: float, p_std: float, generator: torch.Generator | None = None,
+                          device: str | torch.device = "cpu") -> torch.Tensor:
+    """log(sigma) ~ N(p_mean, p_std^2)."""
+    return (torch.randn(n, generator=generator, device=device) * p_std + p_mean).exp()
 
 
 def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:

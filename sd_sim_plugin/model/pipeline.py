@@ -62,13 +62,13 @@ class ScenarioDiffusionGenerator:
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         noise = torch.randn((b, self.cfg.latent_channels, self.cfg.latent_size, self.cfg.latent_size),
                             generator=gen).to(self.device)
-        map_embed = self.denoiser.map_encoder(maps)
-        tokens, tmask = self.denoiser.embed_tokens(feats.to(self.device), mask.to(self.device),
-                                                   torch.from_numpy(global_token_features(counts, self.cfg.tokens))
-                                                   .to(self.device))
+        feats, mask = feats.to(self.device), mask.to(self.device)
+        condition = self.denoiser.spatial_condition(maps, feats, mask)
+        tokens, tmask = self.denoiser.embed_tokens(
+            feats, mask, torch.from_numpy(global_token_features(counts, self.cfg.tokens)).to(self.device))
         sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
                                self.cfg.rho).to(self.device)
-        z = sample(lambda x, s: self.denoiser(x, s, map_embed, tokens, tmask), noise, sigmas, heun=self.heun)
+        z = sample(lambda x, s: self.denoiser(x, s, condition, tokens, tmask), noise, sigmas, heun=self.heun)
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
         wanted = mask.sum(dim=1).cpu().numpy() + counts
         return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None)

@@ -21,7 +21,8 @@ from sd_sim_plugin.scene.types import AgentType
 POSITION_FREQS = (1.0, 2.0, 4.0, 8.0)  # cycles per half-extent
 NUM_TURNS = len(TurnClass)
 NUM_TYPES = len(AgentType)
-AGENT_TOKEN_DIM = 2 + 4 * len(POSITION_FREQS) + 2 + 2 + 2 + NUM_TURNS + NUM_TYPES
+POSITION_DIM = 2 + 4 * len(POSITION_FREQS)  # x, y and sin / cos per frequency
+AGENT_TOKEN_DIM = POSITION_DIM + 2 + 2 + 2 + NUM_TURNS + NUM_TYPES
 MAX_COUNT = 40
 GLOBAL_TOKEN_DIM = MAX_COUNT + 2 + 1  # one-hot 0..MAX_COUNT, unset bucket, log-count scalar
 UNSET = -1
@@ -43,6 +44,13 @@ class TokenLayout:
                 "max_count": self.max_count, "max_tokens": self.max_tokens}
 
 
+def position_features(xy: np.ndarray, half_extent: float) -> np.ndarray:
+    """Ego-frame points (..., 2) in metres -> (..., POSITION_DIM): scaled x, y and their Fourier features."""
+    pos = np.asarray(xy, np.float64) / half_extent
+    fourier = [f(np.pi * k * pos) for k in POSITION_FREQS for f in (np.sin, np.cos)]
+    return np.concatenate([pos, *fourier], axis=-1).astype(np.float32)
+
+
 def agent_token_features(tokens: list[AgentToken], layout: TokenLayout) -> np.ndarray:
     """Agent tokens (human units) -> (N, AGENT_TOKEN_DIM) float32 features."""
     out = np.zeros((len(tokens), AGENT_TOKEN_DIM), np.float32)
@@ -52,14 +60,12 @@ def agent_token_features(tokens: list[AgentToken], layout: TokenLayout) -> np.nd
 
 
 def _one_token(t: AgentToken, half_extent: float) -> np.ndarray:
-    pos = np.array([t.x, t.y], np.float64) / half_extent
-    fourier = [f(np.pi * k * pos) for k in POSITION_FREQS for f in (np.sin, np.cos)]
     turn = np.zeros(NUM_TURNS)
     turn[int(t.turn)] = 1.0
     kind = np.zeros(NUM_TYPES)
     kind[int(t.agent_type)] = 1.0
     return np.concatenate([
-        pos, *fourier, [np.cos(t.heading), np.sin(t.heading)], [t.length / 5.0, t.width / 2.0],
+        position_features(np.array([t.x, t.y]), half_extent), [np.cos(t.heading), np.sin(t.heading)], [t.length / 5.0, t.width / 2.0],
         [t.speed / 10.0, t.future_speed / 10.0], turn, kind,
     ]).astype(np.float32)
 

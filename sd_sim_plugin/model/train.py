@@ -280,11 +280,12 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         rng = np.random.default_rng([opts.seed, trainer.step, 1])
         feats, mask, glob, _ = token_batch(train, idx, cfg, rng)
         x0 = latents[idx]
-        sigma = sample_training_sigma(len(idx), gen, opts.device)
+        sigma = sample_training_sigma(len(idx), cfg.p_mean, cfg.p_std, gen, opts.device)
         noise = torch.randn(x0.shape, generator=gen, device=opts.device)
-        tokens, tmask = net.embed_tokens(feats.to(opts.device), mask.to(opts.device), glob.to(opts.device))
-        denoised = net(x0 + sigma.view(-1, 1, 1, 1) * noise, sigma, net.map_encoder(_to(train.map[idx], opts.device)),
-                       tokens, tmask)
+        feats, mask = feats.to(opts.device), mask.to(opts.device)
+        tokens, tmask = net.embed_tokens(feats, mask, glob.to(opts.device))
+        condition = net.spatial_condition(_to(train.map[idx], opts.device), feats, mask)
+        denoised = net(x0 + sigma.view(-1, 1, 1, 1) * noise, sigma, condition, tokens, tmask)
         loss = (loss_weight(sigma).view(-1, 1, 1, 1) * (denoised - x0) ** 2).mean()
         trainer.opt.zero_grad(set_to_none=True)
         loss.backward()

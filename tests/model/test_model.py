@@ -81,8 +81,9 @@ def test_edm_preconditioning_and_sampler():
     torch.testing.assert_close(out, target)
 
 
-def test_unet_timestep_is_scaled_noise_conditioning_and_old_configs_keep_scale_one(tiny_config, tmp_path):
-    """The U-Net gets ln(sigma)/4 * timestep_scale; a config.json written before the field existed loads with 1."""
+def test_unet_timestep_is_scaled_noise_conditioning_and_old_configs_keep_their_recipe(tiny_config, tmp_path):
+    """The U-Net gets ln(sigma)/4 * timestep_scale; a config.json written before the timestep, position and token
+    raster fields existed loads as the recipe it was trained with (scale 1, neither extra input)."""
     from dataclasses import replace
 
     from sd_sim_plugin.model.denoiser import LatentDenoiser
@@ -96,14 +97,41 @@ def test_unet_timestep_is_scaled_noise_conditioning_and_old_configs_keep_scale_o
     tokens, mask = net.embed_tokens(torch.zeros(2, 1, cfg.tokens.agent_dim), torch.zeros(2, 1, dtype=torch.bool),
                                     torch.zeros(2, cfg.tokens.global_dim))
     with torch.no_grad():
-        net(x, sigma, net.map_encoder(torch.zeros(2, cfg.map_channels, cfg.size_px, cfg.size_px)), tokens, mask)
+        condition = net.spatial_condition(torch.zeros(2, cfg.map_channels, cfg.size_px, cfg.size_px),
+                                          torch.zeros(2, 1, cfg.tokens.agent_dim), torch.zeros(2, 1, dtype=torch.bool))
+        net(x, sigma, condition, tokens, mask)
     torch.testing.assert_close(seen[0], sigma.log() / 4 * 250.0)
     save_config(tmp_path, cfg)
     written = json.loads((tmp_path / "config.json").read_text())
     assert written["model"]["timestep_scale"] == 250.0 and load_config(tmp_path)[0] == cfg
-    del written["model"]["timestep_scale"]
+    for key in ("timestep_scale", "position_features", "token_raster"):
+        del written["model"][key]
     (tmp_path / "config.json").write_text(json.dumps(written))
-    assert load_config(tmp_path)[0].timestep_scale == 1.0
+    old = load_config(tmp_path)[0]
+    assert (old.timestep_scale, old.position_features, old.token_raster) == (1.0, False, False)
+    assert LatentDenoiser(old).unet.conv_in.in_channels == cfg.latent_channels + cfg.map_embed_channels
+
+
+def test_token_raster_marks_each_token_in_its_output_cell(road_scenes, tiny_config):
+    """Drawn token presence lands exactly in the cells that hold those agents' centres in the training targets, and
+    the cell positions given to the U-Net are the token position features of the cell centres."""
+    from sd_sim_plugin.model.denoiser import latent_position_grid, token_raster
+    from sd_sim_plugin.model.tokens import POSITION_DIM, TokenLayout, agent_token_features
+    from sd_sim_plugin.scene.tokens import AgentToken
+
+    cfg = tiny_config
+    for scene in road_scenes:
+        truth = agents_in_view(scene, cfg)
+        feats = torch.from_numpy(agent_token_features(tokens_from_agents(truth, scene.horizon), cfg.tokens))[None]
+        raster = token_raster(feats, torch.ones(feats.shape[:2], dtype=torch.bool), cfg)
+        assert raster.shape[-1] == cfg.latent_size
+        presence = torch.nn.functional.pixel_shuffle(raster, cfg.grid // cfg.latent_size)[0, 0].numpy()
+        np.testing.assert_array_equal(presence > 0.5, agents_to_targets(truth, cfg)[0] > 0.5)
+    grid = latent_position_grid(cfg)
+    corner = (cfg.size_px * cfg.resolution_m / 2) * (1 - 1 / cfg.latent_size)  # front-left latent cell centre
+    front_left = AgentToken(x=corner, y=corner, heading=0.0, length=4.0, width=2.0, speed=0.0, future_speed=0.0)
+    np.testing.assert_allclose(grid[:, 0, 0].numpy(), agent_token_features([front_left], TokenLayout())[0, :POSITION_DIM],
+                               atol=1e-6)
 
 
 @pytest.fixture(scope="module")
