@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
             # a fresh stage 2 is a new denoiser (current recipe): record it where train_diffusion reads the config
             fresh = ModelConfig()
             cfg = replace(cfg, timestep_scale=args.timestep_scale, position_features=fresh.position_features,
-                          token_raster=fresh.token_raster, p_mean=fresh.p_mean, p_std=fresh.p_std)
+                          token_raster=fresh.token_raster, p_mean=fresh.p_mean, p_std=fresh.p_std,
+                          tokens=fresh.tokens)
             save_config(args.out, cfg)
     else:
         cfg = ModelConfig(map_channels=len(MAP_CHANNELS), agent_channels=len(AGENT_CHANNELS))

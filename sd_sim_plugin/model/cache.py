@@ -1,7 +1,7 @@
 """Training arrays rasterised once per (data shard, config) and cached as ``.npz`` files beside the data.
 
 Per window: map raster, agent raster (of the non-ego agents), cell targets, agent-token features of the agents in
-view and their count. Epochs then cost only the networks, never the rasteriser.
+view and their count, and whether the window is centred on the ego. Epochs then cost only the networks, never the rasteriser.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from sd_sim_plugin.raster.bev import RasterConfig, rasterise_agents, rasterise_m
 from sd_sim_plugin.scene.tokens import tokens_from_agents
 from sd_sim_plugin.scene.types import Agents, Scene
 
-ARRAYS = ("map", "agents", "targets", "tokens", "num_tokens")
-CACHE_VERSION = 2
+ARRAYS = ("map", "agents", "targets", "tokens", "num_tokens", "centre_is_ego")
+CACHE_VERSION = 3
 
 
 def agents_in_view(scene: Scene, cfg: ModelConfig) -> Agents:
@@ -56,6 +56,7 @@ def scene_arrays(scene: Scene, cfg: ModelConfig) -> dict[str, np.ndarray]:
         "targets": agents_to_targets(agents, cfg).astype(np.float16),
         "tokens": tokens,
         "num_tokens": np.int64(len(feats)),
+        "centre_is_ego": np.bool_(scene.meta.get("centre_is_ego", True)),
     }
 
 
@@ -68,6 +69,7 @@ class TrainingArrays:
     targets: np.ndarray
     tokens: np.ndarray
     num_tokens: np.ndarray
+    centre_is_ego: np.ndarray
     folder: Path
 
     def __len__(self) -> int:

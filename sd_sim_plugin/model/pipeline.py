@@ -52,8 +52,12 @@ class ScenarioDiffusionGenerator:
 
     @torch.inference_mode()
     def sample_agents(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
-                      seed: int = 0, steps: int | None = None, exact_count: bool = True) -> list[Agents]:
+                      seed: int = 0, steps: int | None = None, exact_count: bool = True,
+                      centre_is_ego: np.ndarray | bool = True) -> list[Agents]:
         """Batched core: map rasters (B, C_m, H, W), token features / mask, global counts (B,) -> agents per scene.
+
+        ``centre_is_ego`` (the global token's flag) is True for every scene the package generates; training
+        validation passes each window's own value.
 
         With ``exact_count``, a scene whose global token is set keeps its (tokens + count) most probable boxes
         rather than those above the existence threshold.
@@ -65,7 +69,8 @@ class ScenarioDiffusionGenerator:
         feats, mask = feats.to(self.device), mask.to(self.device)
         condition = self.denoiser.spatial_condition(maps, feats, mask)
         tokens, tmask = self.denoiser.embed_tokens(
-            feats, mask, torch.from_numpy(global_token_features(counts, self.cfg.tokens)).to(self.device))
+            feats, mask,
+            torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego)).to(self.device))
         sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
                                self.cfg.rho).to(self.device)
         z = sample(lambda x, s: self.denoiser(x, s, condition, tokens, tmask), noise, sigmas, heun=self.heun)

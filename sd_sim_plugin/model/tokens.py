@@ -6,7 +6,10 @@ within ~1 m), heading cos/sin, length, width, speed now and at the end of the ho
 agent type one-hot.
 
 The global scene token is the number of agents to add beyond the agent tokens: one-hot over 0..MAX_COUNT
-(MAX_COUNT means "that many or more") plus one "unset" bucket, so the model picks a count that fits the map.
+(MAX_COUNT means "that many or more") plus one "unset" bucket, so the model picks a count that fits the map, and
+log(1 + count). Its last feature says whether the scene is centred on the ego: most training windows are centred on
+other vehicles, whose neighbours drive closer (median nearest agent 7.1 m against 12.9 m around the ego in
+``data/pg_train``), while the simulator always asks for scenes around the ego.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ NUM_TYPES = len(AgentType)
 POSITION_DIM = 2 + 4 * len(POSITION_FREQS)  # x, y and sin / cos per frequency
 AGENT_TOKEN_DIM = POSITION_DIM + 2 + 2 + 2 + NUM_TURNS + NUM_TYPES
 MAX_COUNT = 40
-GLOBAL_TOKEN_DIM = MAX_COUNT + 2 + 1  # one-hot 0..MAX_COUNT, unset bucket, log-count scalar
+GLOBAL_TOKEN_DIM = MAX_COUNT + 2 + 1 + 1  # one-hot 0..MAX_COUNT, unset bucket, log-count, centred-on-ego flag
 UNSET = -1
 
 
@@ -70,15 +73,19 @@ def _one_token(t: AgentToken, half_extent: float) -> np.ndarray:
     ]).astype(np.float32)
 
 
-def global_token_features(count: np.ndarray | int, layout: TokenLayout) -> np.ndarray:
-    """Counts of agents to add (UNSET = -1 for "model decides") -> (B, GLOBAL_TOKEN_DIM) one-hot features."""
+def global_token_features(count: np.ndarray | int, layout: TokenLayout, centre_is_ego: np.ndarray | bool = True
+                          ) -> np.ndarray:
+    """Counts of agents to add (UNSET = -1 for "model decides") and whether each scene is centred on the ego
+    -> (B, layout.global_dim) features (layouts from before the ego flag have no such feature)."""
     count = np.atleast_1d(np.asarray(count, np.int64))
-    out = np.zeros((len(count), GLOBAL_TOKEN_DIM), np.float32)
+    out = np.zeros((len(count), layout.global_dim), np.float32)
     unset = count < 0
     out[np.flatnonzero(unset), layout.max_count + 1] = 1.0
     idx = np.flatnonzero(~unset)
     out[idx, np.minimum(count[idx], layout.max_count)] = 1.0
-    out[idx, -1] = np.log1p(count[idx]) / np.log1p(layout.max_count)
+    out[idx, layout.max_count + 2] = np.log1p(count[idx]) / np.log1p(layout.max_count)
+    if layout.global_dim > layout.max_count + 3:
+        out[:, layout.max_count + 3] = np.broadcast_to(np.asarray(centre_is_ego, np.float32), len(count))
     return out
 
 

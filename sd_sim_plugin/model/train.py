@@ -245,7 +245,7 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
         mask[j, : len(kept)] = True
     width = max(int(mask.sum(1).max()), 1)  # trim padding: attention cost grows with the key count
     return (torch.from_numpy(feats[:, :width]), torch.from_numpy(mask[:, :width]),
-            torch.from_numpy(global_token_features(counts, cfg.tokens)), counts)
+            torch.from_numpy(global_token_features(counts, cfg.tokens, np.asarray(data.centre_is_ego)[idx])), counts)
 
 
 def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions
@@ -318,11 +318,12 @@ def generation_scores(generator, data: TrainingArrays, idx: np.ndarray) -> dict[
     maps = _to(data.map[idx], generator.device)
     truth = decode_targets(np.asarray(data.targets[idx]), cfg)
     feats, mask, _, _ = token_batch(data, idx, cfg, None)
-    given = generator.sample_agents(maps, feats, mask, np.zeros(len(idx), np.int64), seed=0)
+    ego = np.asarray(data.centre_is_ego)[idx]
+    given = generator.sample_agents(maps, feats, mask, np.zeros(len(idx), np.int64), seed=0, centre_is_ego=ego)
     scores = detection_scores(given, truth, cfg.horizon.t0_index)
     counts = np.array([len(t) for t in truth])
     free = generator.sample_agents(maps, torch.zeros(len(idx), 1, cfg.tokens.agent_dim),
-                                   torch.zeros(len(idx), 1, dtype=torch.bool), counts, seed=1)
+                                   torch.zeros(len(idx), 1, dtype=torch.bool), counts, seed=1, centre_is_ego=ego)
     n_gen = np.array([len(a) for a in free])
     corr = float(np.corrcoef(n_gen, counts)[0, 1]) if n_gen.std() > 0 and counts.std() > 0 else float("nan")
     return {"token_f1": scores["f1"], "count_real": float(counts.mean()), "count_gen": float(n_gen.mean()),

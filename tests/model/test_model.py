@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from sd_sim_plugin.model.cache import agents_in_view, build_arrays
 from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, save_config
 from sd_sim_plugin.model.edm import karras_sigmas, loss_weight, preconditioning, sample
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
-from sd_sim_plugin.model.tokens import UNSET, drop_tokens, global_token_features
+from sd_sim_plugin.model.tokens import UNSET, TokenLayout, drop_tokens, global_token_features
 from sd_sim_plugin.model.train import (TrainOptions, decode_targets, reconstruction_scores, train_autoencoder,
                                        train_diffusion)
 from sd_sim_plugin.scene.tokens import tokens_from_agents
@@ -61,9 +62,12 @@ def test_token_dropout_counts_the_dropped_agents():
         assert count == UNSET or count == 10 - keep.sum()
         kept_all += keep.all()
     assert 0.38 < kept_all / 2000 < 0.55  # 40% forced, plus draws that happen to drop nothing
-    feats = global_token_features(np.array([UNSET, 0, 3, 500]), __import__("sd_sim_plugin.model.tokens",
-                                                                         fromlist=["TokenLayout"]).TokenLayout())
-    assert feats[0, -2] == 1 and feats[1, 0] == 1 and feats[2, 3] == 1 and feats[3, 40] == 1
+    layout = TokenLayout()
+    feats = global_token_features(np.array([UNSET, 0, 3, 500]), layout, np.array([True, False, True, True]))
+    assert feats[0, layout.max_count + 1] == 1 and feats[1, 0] == 1 and feats[2, 3] == 1 and feats[3, 40] == 1
+    np.testing.assert_array_equal(feats[:, -1], [1, 0, 1, 1])  # centred on the ego
+    old = global_token_features(np.array([2]), replace(layout, global_dim=layout.max_count + 3))  # pre-flag layout
+    assert old.shape == (1, layout.max_count + 3) and old[0, 2] == 1 and 0 < old[0, -1] < 1
 
 
 def test_edm_preconditioning_and_sampler():
@@ -84,8 +88,6 @@ def test_edm_preconditioning_and_sampler():
 def test_unet_timestep_is_scaled_noise_conditioning_and_old_configs_keep_their_recipe(tiny_config, tmp_path):
     """The U-Net gets ln(sigma)/4 * timestep_scale; a config.json written before the timestep, position and token
     raster fields existed loads as the recipe it was trained with (scale 1, neither extra input)."""
-    from dataclasses import replace
-
     from sd_sim_plugin.model.denoiser import LatentDenoiser
 
     cfg = replace(tiny_config, timestep_scale=250.0)
