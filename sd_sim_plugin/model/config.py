@@ -31,7 +31,8 @@ class ModelConfig:
     peak_window: int = 1  # 3 = keep only 3 x 3 local maxima; 1 = every cell (overlap removal alone measured better)
     lane_snap_deg: float = 20.0  # on a lane and this close to its heading: heading aligned to the lane (0 = off)
     overlap_scale: float = 1.15  # boxes scaled by this for overlap removal (>1 also removes near-duplicates)
-    sampler_steps: int = 6  # Euler; measured against 4, 10, 20 Euler and 5, 10 Heun (docs/model.md)
+    sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m (model/edm.py); chosen by measurement (docs/model.md)
+    sampler_steps: int = 6
     # Training noise levels: log(sigma) ~ N(p_mean, p_std^2). EDM's image default (-1.2, 1.2) puts 1% of samples above
     # sigma = 5, yet which agents exist is decided between sigma ~2 and 20 here (agent cells have a standardised
     # variance of ~6 in a sparse latent), so a denoiser trained that way ignored its tokens at the start of sampling.
@@ -52,6 +53,8 @@ class ModelConfig:
     # from the first steps, beside cross-attention (docs/model.md). False = checkpoints trained before the field.
     token_raster: bool = True
     tokens: TokenLayout = field(default_factory=TokenLayout)
+    # Count model for scenes whose global token is left unset (model/count.py); () = sample with the unset bucket.
+    count_coefficients: tuple[float, ...] = ()
     latent_mean: tuple[float, ...] = ()
     latent_std: tuple[float, ...] = ()
 
@@ -73,6 +76,7 @@ class ModelConfig:
         d["unet_channels"] = list(self.unet_channels)
         d["latent_mean"] = list(self.latent_mean)
         d["latent_std"] = list(self.latent_std)
+        d["count_coefficients"] = list(self.count_coefficients)
         return d
 
     @classmethod
@@ -84,8 +88,10 @@ class ModelConfig:
         d["unet_channels"] = tuple(d["unet_channels"])
         d["latent_mean"] = tuple(d.get("latent_mean", ()))
         d["latent_std"] = tuple(d.get("latent_std", ()))
+        d["count_coefficients"] = tuple(d.get("count_coefficients", ()))
         d.setdefault("position_features", False)
         d.setdefault("token_raster", False)
+        d.setdefault("sampler", "euler")
         d.setdefault("p_mean", -1.2)
         d.setdefault("p_std", 1.2)
         return cls(**d)

@@ -11,6 +11,7 @@ from sd_sim_plugin.model.autoencoder import AgentAutoencoder
 from sd_sim_plugin.model.boxes import proposals_to_agents
 from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, load_weights
 from sd_sim_plugin.model.config import ModelConfig
+from sd_sim_plugin.model.count import expected_count
 from sd_sim_plugin.model.denoiser import LatentDenoiser
 from sd_sim_plugin.model.edm import karras_sigmas, sample
 from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
@@ -29,12 +30,11 @@ class ScenarioDiffusionGenerator:
     name = "diffusion"
 
     def __init__(self, cfg: ModelConfig, autoencoder: AgentAutoencoder, denoiser: LatentDenoiser,
-                 device: str = "cpu", heun: bool = False) -> None:
+                 device: str = "cpu") -> None:
         self.cfg = cfg
         self.device = device
         self.autoencoder = autoencoder.to(device).eval()
         self.denoiser = denoiser.to(device).eval()
-        self.heun = heun
         self.raster = RasterConfig(cfg.size_px, cfg.resolution_m)
         self.horizon: Horizon = cfg.horizon
         self._mean = torch.tensor(cfg.latent_mean, device=device).view(1, -1, 1, 1)
@@ -73,7 +73,8 @@ class ScenarioDiffusionGenerator:
             torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego)).to(self.device))
         sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
                                self.cfg.rho).to(self.device)
-        z = sample(lambda x, s: self.denoiser(x, s, condition, tokens, tmask), noise, sigmas, heun=self.heun)
+        z = sample(lambda x, s: self.denoiser(x, s, condition, tokens, tmask), noise, sigmas,
+                   solver=self.cfg.sampler)
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
         wanted = mask.sum(dim=1).cpu().numpy() + counts
         return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None)
@@ -89,6 +90,9 @@ class ScenarioDiffusionGenerator:
             feats = torch.zeros(1, self.cfg.tokens.agent_dim)
         mask = torch.full((count, len(feats)), bool(tokens))
         counts = np.full(count, UNSET if density is None else max(int(density), 0), np.int64)
+        if density is None and self.cfg.count_coefficients:  # the count model picks how many agents fit this map
+            expected = expected_count(self.cfg.count_coefficients, maps[:1].cpu().numpy())[0]
+            counts = np.maximum(np.random.default_rng([int(seed), 1]).poisson(expected, count) - len(tokens), 0)
         agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed)
         ego_box = _ego_box(ego, self.horizon)
         lanes = LaneIndex(map) if self.cfg.lane_snap_deg > 0 and map.num_lanes else None
@@ -97,7 +101,7 @@ class ScenarioDiffusionGenerator:
             if lanes is not None:
                 a = align_to_lanes(a, lanes, self.horizon, np.deg2rad(self.cfg.lane_snap_deg))
             if tokens:
-                a = enforce_tokens(a, tokens, self.horizon, max_extra=density)
+                a = enforce_tokens(a, tokens, self.horizon, max_extra=None if counts[i] == UNSET else int(counts[i]))
             if len(a):
                 t0 = self.horizon.t0_index
                 boxes = np.concatenate([a.trajectory[:, t0], a.length[:, None], a.width[:, None]], axis=1)
@@ -106,7 +110,8 @@ class ScenarioDiffusionGenerator:
             a.ids = [f"gen_{j}" for j in range(len(a))]
             scenes.append(Scene(map=map, agents=a, horizon=self.horizon, ego_index=-1,
                                 meta={"generator": self.name, "seed": int(seed), "index": i,
-                                      "density": density, "num_tokens": len(tokens)}))
+                                      "density": density, "extra_agents": int(counts[i]),
+                                      "num_tokens": len(tokens)}))
         return scenes
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -17,9 +18,11 @@ import torch
 from sd_sim_plugin.data.dataset import SceneDataset
 from sd_sim_plugin.metrics.selection import scene_vehicles
 from sd_sim_plugin.metrics.suite import evaluate
+from sd_sim_plugin.model.edm import network_evaluations
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
 
-SETTINGS = (("euler", 4), ("euler", 6), ("euler", 10), ("euler", 20), ("heun", 5), ("heun", 10))
+SETTINGS = (("euler", 6), ("euler", 10), ("heun", 5), ("heun", 10), ("dpmpp2m", 6), ("dpmpp2m", 8), ("dpmpp2m", 10),
+            ("dpmpp2m", 20))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,8 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     data = SceneDataset(args.data)
     refs = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(args.limit, len(data))).astype(int)]
     for method, steps in SETTINGS:
-        gen.heun = method == "heun"
-        gen.cfg = type(gen.cfg)(**{**gen.cfg.__dict__, "sampler_steps": steps})
+        gen.cfg = replace(gen.cfg, sampler=method, sampler_steps=steps)
         out, cpu = [], 0.0
         for i, ref in enumerate(refs):
             start = time.process_time()
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
             out += gen.generate(ref.map, ego=ego, density=len(scene_vehicles(ref)), seed=i)
             cpu += time.process_time() - start
         m = evaluate(out, refs)
-        evals = steps * 2 - 1 if method == "heun" else steps
+        evals = network_evaluations(method, steps)
         print(json.dumps({"sampler": method, "steps": steps, "network_evals": evals,
                           "cpu_ms_per_scene": round(1000 * cpu / len(refs), 1),
                           **{k: round(m["mmd"][k], 4) for k in ("position", "heading_vector", "velocity")}}), flush=True)

@@ -25,6 +25,7 @@ from sd_sim_plugin.model.cache import TrainingArrays
 from sd_sim_plugin.model.checkpoint import (WEIGHT_FILES, load_config, load_tensors, load_weights, save_config,
                                             save_weights)
 from sd_sim_plugin.model.config import ModelConfig
+from sd_sim_plugin.model.count import fit_count_model
 from sd_sim_plugin.model.denoiser import LatentDenoiser
 from sd_sim_plugin.model.edm import loss_weight, sample_training_sigma
 from sd_sim_plugin.model.evaluate import detection_scores
@@ -261,7 +262,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
     if not opts.resume:
         mean = latents.mean(dim=(0, 2, 3))
         std = latents.std(dim=(0, 2, 3)).clamp(min=1e-3)
-        cfg = replace(cfg, latent_mean=tuple(mean.tolist()), latent_std=tuple(std.tolist()))
+        cfg = replace(cfg, latent_mean=tuple(mean.tolist()), latent_std=tuple(std.tolist()),
+                      count_coefficients=fit_count_model(train))
     mean_t = torch.tensor(cfg.latent_mean).view(1, -1, 1, 1)
     std_t = torch.tensor(cfg.latent_std).view(1, -1, 1, 1)
     latents = ((latents - mean_t) / std_t).to(opts.device)
