@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             fresh = ModelConfig()
             cfg = replace(cfg, timestep_scale=args.timestep_scale, position_features=fresh.position_features,
                           token_raster=fresh.token_raster, p_mean=fresh.p_mean, p_std=fresh.p_std,
-                          tokens=fresh.tokens)
+                          tokens=fresh.tokens, sampler=fresh.sampler, sampler_steps=fresh.sampler_steps)
             save_config(args.out, cfg)
     else:
         cfg = ModelConfig(map_channels=len(MAP_CHANNELS), agent_channels=len(AGENT_CHANNELS))
