@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     lat = statistics.median(single)
     rate = 32 / statistics.median(batch)
     reset = statistics.median(resets)
-    print(f"checkpoint {args.checkpoint}: {gen.cfg.sampler_steps} Euler steps, threads {args.threads}, "
+    print(f"checkpoint {args.checkpoint}: {gen.cfg.sampler_steps} {gen.cfg.sampler} steps, threads {args.threads}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"batch 1 : median {lat * 1000:.1f} ms/scene wall (p90 {sorted(single)[int(0.9 * len(single))] * 1000:.1f}),"
           f" CPU {statistics.median(single_cpu) * 1000:.1f} ms  [goal <= 100 ms]")

@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, write OUT/metrics.json, OUT/report.md and the plots, print where they are."""
     from tqdm import tqdm
 
+    from sd_sim_plugin.generators.registry import DEFAULT_CHECKPOINT
     from sd_sim_plugin.metrics import harness, report
+    from sd_sim_plugin.model.checkpoint import fingerprint
     from sd_sim_plugin.metrics.suite import LaneCache, summarise
 
     names = _generator_names(args.generator)
@@ -93,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
             if generator is None:
                 skipped[name] = why
                 continue
-            key = harness.settings_key(generator=name, checkpoint=args.checkpoint, seed=args.seed, limit=args.limit,
+            # the checkpoint's contents, not its path: retraining into the same folder must not reuse old scenes
+            weights = fingerprint(args.checkpoint or DEFAULT_CHECKPOINT) if name == "diffusion" else None
+            key = harness.settings_key(generator=name, checkpoint=weights, seed=args.seed, limit=args.limit,
                                        data=str(eval_set.path.resolve()), scenes=len(eval_set.scenes))
             with tqdm(total=len(eval_set.scenes), desc=f"{eval_set.name}: {name}", unit="scene",
                       disable=args.no_progress) as bar:

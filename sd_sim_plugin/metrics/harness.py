@@ -132,6 +132,7 @@ def measure(result: GeneratorResult, references: list[Scene], ref_stats: list[Sc
     result.metrics = {
         **compare(main, ref_stats),
         "generated": summarise(main),
+        "count_correlation": _count_correlation(main, ref_stats),
         "density_free": {"mmd": free_cmp["mmd"], "jsd_agents_per_scene": free_cmp["jsd"]["agents_per_scene"],
                          "vehicles_per_scene": summarise(free)["vehicles_per_scene"],
                          "count_correlation": _count_correlation(free, ref_stats)},

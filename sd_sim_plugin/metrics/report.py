@@ -51,13 +51,14 @@ def set_section(name: str, info: dict, results: dict[str, dict], reference: dict
     gens = list(results)
     out += ["### Realism against the reference (density = the reference's vehicle count)", "",
             "Per-scene MMD (Gaussian kernel, TrafficGen estimator) averaged over scenes, and JSD of pooled histograms "
-            "(lower is better; 0 = identical).", ""]
-    header = ["generator", "vehicles/scene", "MMD pos", "MMD heading", "MMD vel", "MMD size", "JSD NN dist",
+            "(lower is better; 0 = identical). Count r: Pearson correlation of generated and reference vehicles per "
+            "scene.", ""]
+    header = ["generator", "vehicles/scene", "count r", "MMD pos", "MMD heading", "MMD vel", "MMD size", "JSD NN dist",
               "JSD lateral", "JSD angular", "JSD length", "JSD width", "JSD speed", "JSD count"]
     rows = []
     for g in gens:
         m = results[g]
-        rows.append([f"`{g}`", _f(m["generated"]["vehicles_per_scene"], 2)]
+        rows.append([f"`{g}`", _f(m["generated"]["vehicles_per_scene"], 2), _f(m.get("count_correlation"), 2)]
                     + [_f(m["mmd"][k]) for k in ("position", "heading_vector", "velocity", "size")]
                     + [_f(m["jsd"][k]) for k in ("nearest_neighbour_m", "lateral_deviation_m", "angular_deviation_deg",
                                                  "length_m", "width_m", "speed_mps", "agents_per_scene")])

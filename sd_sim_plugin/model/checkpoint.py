@@ -6,6 +6,7 @@ Files: ``autoencoder.safetensors`` (stage 1), ``denoiser.safetensors`` (stage 2,
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from sd_sim_plugin.model.config import FORMAT_VERSION, ModelConfig
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = {"autoencoder": "autoencoder.safetensors", "denoiser": "denoiser.safetensors"}
+
+
+def fingerprint(ckpt_dir: str | Path) -> str:
+    """Short hash of a checkpoint's config and weights (what a stored result was made with)."""
+    digest = hashlib.sha1()
+    for name in [CONFIG_FILE, *WEIGHT_FILES.values()]:
+        path = Path(ckpt_dir) / name
+        digest.update(path.read_bytes() if path.exists() else b"missing")
+    return digest.hexdigest()[:12]
 
 
 def save_config(ckpt_dir: str | Path, cfg: ModelConfig, training: dict | None = None) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from sd_sim_plugin.model.tokens import TokenLayout
+from sd_sim_plugin.raster.bev import AGENT_CHANNELS, MAP_CHANNELS
 from sd_sim_plugin.scene.types import Horizon
 
 FORMAT_VERSION = 1
@@ -16,8 +17,8 @@ class ModelConfig:
 
     size_px: int = 64
     resolution_m: float = 1.25
-    map_channels: int = 6
-    agent_channels: int = 8
+    map_channels: int = len(MAP_CHANNELS)
+    agent_channels: int = len(AGENT_CHANNELS)  # for the default horizon
     horizon: Horizon = field(default_factory=Horizon)
     grid: int = 32  # output cells per side (one box proposal each)
     latent_channels: int = 4

@@ -268,6 +268,18 @@ def test_corrupt_or_mismatched_checkpoint_gives_one_clear_line(trained, tmp_path
             ScenarioDiffusionGenerator.from_checkpoint(tmp_path / "nowhere")
 
 
+def test_fingerprint_follows_the_checkpoint_contents(trained, tmp_path):
+    """Stored evaluation scenes are keyed by this: a retrained checkpoint in the same folder gets a new fingerprint."""
+    from sd_sim_plugin.model.checkpoint import fingerprint
+
+    copy = _copy_ckpt(trained[0], tmp_path / "copy")
+    assert fingerprint(copy) == fingerprint(trained[0])
+    weights = copy / WEIGHT_FILES["denoiser"]
+    data = weights.read_bytes()
+    weights.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    assert fingerprint(copy) != fingerprint(trained[0])
+
+
 def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
     """`sd-sim generate` with a missing checkpoint or a bad --map exits 2 with one line, no traceback."""
     assert main(["generate", "--map", "pg:1", "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
