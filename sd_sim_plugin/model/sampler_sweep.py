@@ -22,7 +22,7 @@ from sd_sim_plugin.model.edm import network_evaluations
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
 
 SETTINGS = (("euler", 6), ("euler", 10), ("heun", 5), ("heun", 10), ("dpmpp2m", 4), ("dpmpp2m", 5), ("dpmpp2m", 6),
-            ("dpmpp2m", 20))
+            ("dpmpp2m", 8), ("dpmpp2m", 10), ("dpmpp2m", 20))
 
 
 def main(argv: list[str] | None = None) -> None:
