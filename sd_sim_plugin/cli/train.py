@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from sd_sim_plugin.model.cache import cached_arrays
     from sd_sim_plugin.model.config import ModelConfig
     from sd_sim_plugin.model.train import TrainOptions, pick_device, train_autoencoder, train_diffusion
-    from sd_sim_plugin.raster.bev import AGENT_CHANNELS, MAP_CHANNELS
 
     if args.steps < 1 or args.batch_size < 1:
         raise SdSimError(f"--steps and --batch-size must be positive (got {args.steps}, {args.batch_size})")
@@ -48,20 +47,13 @@ def run(args: argparse.Namespace) -> int:
         raise SdSimError(f"--timestep-scale must be positive (got {args.timestep_scale})")
     torch.set_num_threads(max(args.threads, 1))
     if args.stage == "diffusion" or args.resume:
-        from dataclasses import replace
-
-        from sd_sim_plugin.model.checkpoint import load_config, save_config
+        from sd_sim_plugin.model.checkpoint import load_config
 
         cfg, _ = load_config(args.out)
-        if args.stage == "diffusion" and not args.resume:
-            # a fresh stage 2 is a new denoiser (current recipe): record it where train_diffusion reads the config
-            fresh = ModelConfig()
-            cfg = replace(cfg, timestep_scale=args.timestep_scale, position_features=fresh.position_features,
-                          token_raster=fresh.token_raster, p_mean=fresh.p_mean, p_std=fresh.p_std,
-                          tokens=fresh.tokens, sampler=fresh.sampler, sampler_steps=fresh.sampler_steps)
-            save_config(args.out, cfg)
+        if args.stage == "diffusion" and not args.resume:  # the token layout of a fresh stage 2 shapes the cache
+            cfg = cfg.for_new_denoiser(timestep_scale=args.timestep_scale)
     else:
-        cfg = ModelConfig(map_channels=len(MAP_CHANNELS), agent_channels=len(AGENT_CHANNELS))
+        cfg = ModelConfig()
     train = cached_arrays(args.data, cfg)
     val = cached_arrays(args.val, cfg) if args.val else None
     opts = TrainOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, resume=args.resume,
@@ -69,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
     if args.stage == "autoencoder":
         history = train_autoencoder(train, val, args.out, opts, cfg)
     else:
-        history = train_diffusion(train, val, args.out, opts)
+        history = train_diffusion(train, val, args.out, opts, timestep_scale=args.timestep_scale)
     print(f"trained {args.stage} to step {opts.steps} -> {args.out}; last validation: {history[-1] if history else {}}")
     return 0

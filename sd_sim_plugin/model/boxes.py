@@ -34,13 +34,12 @@ def target_channels(cfg: ModelConfig) -> int:
     return 1 + 2 + 4 + 3 * cfg.num_deltas + cfg.num_deltas + 1
 
 
-def cell_centres(cfg: ModelConfig) -> np.ndarray:
-    """(G, G, 2) ego-frame (x, y) of every cell centre."""
-    g = cfg.grid
-    idx = np.arange(g)
-    x = (g / 2 - idx - 0.5) * cfg.cell_m
-    y = (g / 2 - idx - 0.5) * cfg.cell_m
-    return np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1).astype(np.float32)
+def cell_centres(cfg: ModelConfig, cells: int | None = None) -> np.ndarray:
+    """(G, G, 2) ego-frame (x, y) of every cell centre of a ``cells`` x ``cells`` grid over the raster (default: the
+    output grid); row 0 is the front (+x), column 0 the left (+y)."""
+    g = cfg.grid if cells is None else cells
+    centre = (g / 2 - np.arange(g) - 0.5) * (cfg.size_px * cfg.resolution_m / g)
+    return np.stack(np.meshgrid(centre, centre, indexing="ij"), axis=-1).astype(np.float32)
 
 
 def _delta_order(cfg: ModelConfig) -> list[tuple[int, int]]:

@@ -125,6 +125,8 @@ def cached_arrays(data_dir: str | Path, cfg: ModelConfig) -> TrainingArrays:
     from sd_sim_plugin.data.store import read_shard, shard_paths
 
     data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise SdSimError(f"{data_dir}: no such data folder (sd-sim collect writes one)")
     folder = data_dir / ".cache" / f"model_{config_key(cfg)}"
     folder.mkdir(parents=True, exist_ok=True)
     parts = []

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
+from sd_sim_plugin.model.edm import SOLVERS
 from sd_sim_plugin.model.tokens import TokenLayout
 from sd_sim_plugin.raster.bev import AGENT_CHANNELS, MAP_CHANNELS
 from sd_sim_plugin.scene.types import Horizon
 
 FORMAT_VERSION = 1
+STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean", "p_std", "tokens", "sampler",
+                 "sampler_steps")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,22 @@ class ModelConfig:
     count_coefficients: tuple[float, ...] = ()
     latent_mean: tuple[float, ...] = ()
     latent_std: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SOLVERS:
+            raise ValueError(f"sampler {self.sampler!r} is not one of {', '.join(SOLVERS)}")
+        if self.sampler_steps < 1 or self.p_std <= 0:
+            raise ValueError(f"sampler_steps ({self.sampler_steps}) and p_std ({self.p_std}) must be positive")
+        if self.count_coefficients and len(self.count_coefficients) != self.map_channels + 1:
+            raise ValueError(f"count_coefficients has {len(self.count_coefficients)} values, the count model needs "
+                             f"map_channels + 1 = {self.map_channels + 1}")
+
+    def for_new_denoiser(self, **overrides) -> ModelConfig:
+        """This config with the current stage-2 recipe (noise levels, extra inputs, token layout, sampler): what a
+        fresh stage 2 trains with, whatever recipe the stage-1 checkpoint was written under."""
+        fresh = ModelConfig()
+        recipe = {name: getattr(fresh, name) for name in STAGE2_RECIPE}
+        return replace(self, **{**recipe, **overrides})
 
     @property
     def cell_m(self) -> float:

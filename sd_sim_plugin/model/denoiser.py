@@ -8,12 +8,12 @@ by cross-attention (every latent pixel is a query); padding tokens are masked ou
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from diffusers import UNet2DConditionModel
 from torch import nn
 
 from sd_sim_plugin.model.autoencoder import ResBlock, _stem
+from sd_sim_plugin.model.boxes import cell_centres
 from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.edm import preconditioning
 from sd_sim_plugin.model.tokens import AGENT_TOKEN_DIM, POSITION_DIM, position_features
@@ -45,8 +45,7 @@ def latent_position_grid(cfg: ModelConfig) -> torch.Tensor:
     n = cfg.latent_size
     if not cfg.position_features:
         return torch.zeros(0, n, n)
-    centre = (n / 2 - np.arange(n) - 0.5) * (cfg.size_px * cfg.resolution_m / n)
-    xy = np.stack(np.meshgrid(centre, centre, indexing="ij"), axis=-1)
+    xy = cell_centres(cfg, n)
     return torch.from_numpy(position_features(xy, cfg.tokens.half_extent_m)).permute(2, 0, 1).contiguous()
 
 

@@ -110,7 +110,7 @@ class ScenarioDiffusionGenerator:
             a.ids = [f"gen_{j}" for j in range(len(a))]
             scenes.append(Scene(map=map, agents=a, horizon=self.horizon, ego_index=-1,
                                 meta={"generator": self.name, "seed": int(seed), "index": i,
-                                      "density": density, "extra_agents": int(counts[i]),
+                                      "density": density, "extra_agents": None if counts[i] == UNSET else int(counts[i]),
                                       "num_tokens": len(tokens)}))
         return scenes
 

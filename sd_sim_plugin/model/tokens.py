@@ -68,7 +68,8 @@ def _one_token(t: AgentToken, half_extent: float) -> np.ndarray:
     kind = np.zeros(NUM_TYPES)
     kind[int(t.agent_type)] = 1.0
     return np.concatenate([
-        position_features(np.array([t.x, t.y]), half_extent), [np.cos(t.heading), np.sin(t.heading)], [t.length / 5.0, t.width / 2.0],
+        position_features(np.array([t.x, t.y]), half_extent), [np.cos(t.heading), np.sin(t.heading)],
+        [t.length / 5.0, t.width / 2.0],
         [t.speed / 10.0, t.future_speed / 10.0], turn, kind,
     ]).astype(np.float32)
 

@@ -249,14 +249,20 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
             torch.from_numpy(global_token_features(counts, cfg.tokens, np.asarray(data.centre_is_ego)[idx])), counts)
 
 
-def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions
-                    ) -> list[dict]:
-    """Stage 2: train the token-conditioned latent denoiser on the frozen stage-1 encoder's latents."""
+def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions,
+                    timestep_scale: float = 1.0) -> list[dict]:
+    """Stage 2: train the token-conditioned latent denoiser on the frozen stage-1 encoder's latents.
+
+    A fresh run takes the current stage-2 recipe (:meth:`ModelConfig.for_new_denoiser`); config.json is only
+    rewritten when the first weights are published, so a run that fails early leaves the folder as it was.
+    """
     out = Path(out)
     torch.manual_seed(opts.seed)
     cfg, record = load_config(out)
     if "autoencoder" not in record:
         raise SdSimError(f"{out}: no trained autoencoder in this checkpoint; run --stage autoencoder first")
+    if not opts.resume:
+        cfg = cfg.for_new_denoiser(timestep_scale=timestep_scale)
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)
     latents = encode_latents(ae, train, opts.device)
     if not opts.resume:

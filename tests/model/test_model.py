@@ -253,6 +253,15 @@ def test_corrupt_or_mismatched_checkpoint_gives_one_clear_line(trained, tmp_path
     with pytest.raises(SdSimError, match="autoencoder.safetensors: weights do not match"):
         ScenarioDiffusionGenerator.from_checkpoint(other)
 
+    for key, value, says in (("sampler", "rk4", "sampler 'rk4' is not one of"),
+                              ("count_coefficients", [1.0, 2.0], "count_coefficients has 2 values")):
+        edited = _copy_ckpt(ckpt, tmp_path / f"bad_{key}")
+        text = json.loads((edited / "config.json").read_text())
+        text["model"][key] = value
+        (edited / "config.json").write_text(json.dumps(text))
+        with pytest.raises(SdSimError, match=f"config.json: model config is incomplete or invalid.*{says}"):
+            ScenarioDiffusionGenerator.from_checkpoint(edited)
+
     old = _copy_ckpt(ckpt, tmp_path / "old")
     text = json.loads((old / "config.json").read_text())
     text["format_version"] = 99
@@ -263,9 +272,8 @@ def test_corrupt_or_mismatched_checkpoint_gives_one_clear_line(trained, tmp_path
     (old / "config.json").unlink()
     with pytest.raises(SdSimError, match="config.json: missing"):
         ScenarioDiffusionGenerator.from_checkpoint(old)
-    for err in (SdSimError,):
-        with pytest.raises(err, match="no such checkpoint folder"):
-            ScenarioDiffusionGenerator.from_checkpoint(tmp_path / "nowhere")
+    with pytest.raises(SdSimError, match="no such checkpoint folder"):
+        ScenarioDiffusionGenerator.from_checkpoint(tmp_path / "nowhere")
 
 
 def test_fingerprint_follows_the_checkpoint_contents(trained, tmp_path):
@@ -287,6 +295,15 @@ def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "no such checkpoint folder" in err[0]
     assert main(["generate", "--map", "mars:1", "--out", str(tmp_path)]) == 2
     assert "expected pg:SEED" in capsys.readouterr().err
+
+
+def test_failed_stage_2_start_leaves_the_checkpoint_untouched(trained, tmp_path, capsys):
+    """`sd-sim train --stage diffusion` on a folder with no scenes exits 2 with one line; config.json is unchanged."""
+    ckpt = _copy_ckpt(trained[0], tmp_path / "ckpt")
+    before = (ckpt / "config.json").read_bytes()
+    assert main(["train", "--stage", "diffusion", "--data", str(tmp_path / "no_data"), "--out", str(ckpt)]) == 2
+    assert "no such data folder" in capsys.readouterr().err
+    assert (ckpt / "config.json").read_bytes() == before and not (tmp_path / "no_data").exists()
 
 
 def test_tokens_appear_as_described_and_density_sets_the_count(trained, road_scenes):
