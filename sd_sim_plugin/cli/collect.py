@@ -20,7 +20,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--source", choices=["pg", "scenarionet"], required=True)
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write (created; resumed if present)")
     p.add_argument("--seeds", help="PG map seeds A:B (B excluded), e.g. 0:300")
-    p.add_argument("--split", choices=["train", "eval"], help="PG seeds of a fixed split (sd_sim_plugin.data.splits)")
+    p.add_argument("--split", choices=["train", "eval"],
+                   help="a fixed split (sd_sim_plugin.data.splits): PG map seeds, or for ScenarioNet the files held "
+                        "out for evaluation (eval) or all others (train)")
     p.add_argument("--data-dir", type=Path, help="ScenarioNet folder (searched recursively for *.pkl)")
     p.add_argument("--horizon-past", type=float, default=2.0, help="seconds of past (default 2)")
     p.add_argument("--horizon-future", type=float, default=2.0, help="seconds of future (default 2)")
@@ -29,7 +31,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--window-stride-s", type=float, default=None,
                    help="seconds between window start times (default: PG 2, ScenarioNet 1)")
     p.add_argument("--others-per-t0", type=int, default=None,
-                   help="PG: windows centred on other vehicles per t0 beside the ego's (default 6; 0 for --split eval)")
+                   help="windows centred on other vehicles per t0 beside the ego's (default: PG 6, ScenarioNet 0; "
+                        "0 for --split eval)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -80,14 +83,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         from sd_sim_plugin.sources.scenarionet import ScenarioNetConfig, scenarionet_units
 
-        if args.seeds or args.split:
-            raise SdSimError("--seeds/--split are for --source pg")
+        if args.seeds:
+            raise SdSimError("--seeds is for --source pg")
         if args.data_dir is None:
             raise SdSimError("--source scenarionet needs --data-dir")
-        sn = ScenarioNetConfig(window_stride_s=args.window_stride_s if args.window_stride_s is not None else 1.0)
-        units = scenarionet_units(args.data_dir, horizon, sn, window)
+        others = args.others_per_t0 if args.others_per_t0 is not None else 0
+        if args.split == "eval" and others:
+            raise SdSimError("--split eval windows are centred on the logged ego only; drop --others-per-t0")
+        sn = ScenarioNetConfig(window_stride_s=args.window_stride_s if args.window_stride_s is not None else 1.0,
+                               others_per_t0=others)
+        units = scenarionet_units(args.data_dir, horizon, sn, window, split=args.split)
         config = {"source": "scenarionet", "horizon": horizon.to_dict(), "window": window.to_dict(),
-                  "scenarionet": sn.to_dict()}
+                  "scenarionet": sn.to_dict(), "split": args.split}
         sources = {"kind": "ScenarioNet files", "data_dir": str(args.data_dir.resolve())}
     manifest = collect(units, args.out, config, sources=sources, progress=not args.no_progress)
     c = manifest["counts"]

@@ -15,7 +15,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "folder. Rasters are cached under DIR/.cache on first use; progress is "
                                           "saved every few minutes and --resume continues an interrupted run.")
     p.add_argument("--stage", required=True, choices=["autoencoder", "diffusion"])
-    p.add_argument("--data", required=True, type=Path, help="folder of training scenes (sd-sim collect output)")
+    p.add_argument("--data", required=True, type=Path, action="append",
+                   help="folder of training scenes (sd-sim collect output); give it several times to train on their "
+                        "union (a folder given twice weighs double)")
     p.add_argument("--val", type=Path, help="folder of validation scenes (default: the training data)")
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder")
     p.add_argument("--steps", type=int, default=3000)
@@ -23,6 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the folder's saved training state")
+    p.add_argument("--init", type=Path,
+                   help="fine-tune: start this stage from another checkpoint's weights (stage 2 also keeps its latent "
+                        "statistics and recipe, and refits the count model on --data)")
     p.add_argument("--timestep-scale", type=float, default=1.0,
                    help="factor on the EDM noise conditioning ln(sigma)/4 given to the U-Net as its timestep, for a new "
                         "stage 2 (diffusers' time embedding expects 0..1000; 1 = the shipped checkpoint's recipe)")
@@ -37,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     """Build or open the raster caches and train one stage."""
     import torch
 
-    from sd_sim_plugin.model.cache import cached_arrays
+    from sd_sim_plugin.model.cache import cached_arrays, concatenate
     from sd_sim_plugin.model.config import ModelConfig
     from sd_sim_plugin.model.train import TrainOptions, pick_device, train_autoencoder, train_diffusion
 
@@ -45,19 +50,24 @@ def run(args: argparse.Namespace) -> int:
         raise SdSimError(f"--steps and --batch-size must be positive (got {args.steps}, {args.batch_size})")
     if args.timestep_scale <= 0:
         raise SdSimError(f"--timestep-scale must be positive (got {args.timestep_scale})")
+    if args.init is not None and args.resume:
+        raise SdSimError("--init starts a new run and --resume continues one: give one of them")
     torch.set_num_threads(max(args.threads, 1))
-    if args.stage == "diffusion" or args.resume:
-        from sd_sim_plugin.model.checkpoint import load_config
+    from sd_sim_plugin.model.checkpoint import load_config
 
+    if args.init is not None:  # the starting checkpoint's layout shapes the cache
+        cfg, _ = load_config(args.init)
+    elif args.stage == "diffusion" or args.resume:
         cfg, _ = load_config(args.out)
         if args.stage == "diffusion" and not args.resume:  # the token layout of a fresh stage 2 shapes the cache
             cfg = cfg.for_new_denoiser(timestep_scale=args.timestep_scale)
     else:
         cfg = ModelConfig()
-    train = cached_arrays(args.data, cfg)
+    train = concatenate([cached_arrays(d, cfg) for d in args.data])
     val = cached_arrays(args.val, cfg) if args.val else None
     opts = TrainOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, resume=args.resume,
-                        device=pick_device(args.device), eval_every=args.eval_every, save_every_s=args.save_every)
+                        device=pick_device(args.device), eval_every=args.eval_every, save_every_s=args.save_every,
+                        init=args.init)
     if args.stage == "autoencoder":
         history = train_autoencoder(train, val, args.out, opts, cfg)
     else:

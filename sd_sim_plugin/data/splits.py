@@ -1,9 +1,11 @@
-"""Fixed PG map seeds: the evaluation seeds are reserved here, in code, and never used for training.
+"""Fixed splits: PG map seeds and development ScenarioNet scenes reserved here, in code, for evaluation only.
 
-Every consumer (collection, training, evaluation, benchmarks) imports these instead of choosing its own seeds.
+Every consumer (collection, training, evaluation, benchmarks) imports these instead of choosing its own.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 # Held-out evaluation maps: 50 seeds in their own range, far from the training range.
 EVAL_PG_SEEDS: tuple[int, ...] = tuple(range(100_000, 100_050))
@@ -26,6 +28,26 @@ def split_seeds(split: str) -> tuple[int, ...]:
     if split == "eval":
         return EVAL_PG_SEEDS
     raise ValueError(f"unknown split {split!r}: use 'train' or 'eval'")
+
+
+# Development ScenarioNet scenes (../shared/data/scenarionet/dev) held out of training: the real-scene evaluation
+# set. 6 of 17, chosen to span both datasets and traffic from sparse to dense (3 nuScenes, 3 Waymo); by file name.
+HELDOUT_REAL_SCENES: tuple[str, ...] = (
+    "sd_nuscenes_v1.0-mini_scene-0103.pkl",
+    "sd_nuscenes_v1.0-mini_scene-0757.pkl",
+    "sd_nuscenes_v1.0-mini_scene-1100.pkl",
+    "sd_training.tfrecord-00000-of-01000_c403d5992cab9e0.pkl",
+    "sd_waymo_v0.3_6f85f27e0243fc10.pkl",
+    "sd_waymo_v1.2_eb4b91b10ca94ff2.pkl",
+)
+
+
+def split_scene_files(files: list[Path], split: str) -> list[Path]:
+    """ScenarioNet files of a named split: ``eval`` (the held-out scenes) or ``train`` (all others)."""
+    if split not in ("train", "eval"):
+        raise ValueError(f"unknown split {split!r}: use 'train' or 'eval'")
+    held = set(HELDOUT_REAL_SCENES)
+    return [f for f in files if (f.name in held) == (split == "eval")]
 
 
 assert not set(EVAL_PG_SEEDS) & set(TRAIN_PG_SEED_RANGE), "evaluation seeds must be disjoint from training seeds"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,7 @@ class TrainingArrays:
     num_tokens: np.ndarray
     centre_is_ego: np.ndarray
     folder: Path
+    sources: tuple[str, ...] = ()  # the data folders these windows came from
 
     def __len__(self) -> int:
         return len(self.num_tokens)
@@ -112,9 +113,13 @@ def _read_npz(path: Path, folder: Path) -> TrainingArrays:
         return TrainingArrays(folder=folder, **{k: data[k] for k in ARRAYS})
 
 
-def concatenate(parts: list[TrainingArrays], folder: Path) -> TrainingArrays:
-    """Several caches as one."""
-    return TrainingArrays(folder=folder, **{k: np.concatenate([getattr(p, k) for p in parts]) for k in ARRAYS})
+def concatenate(parts: list[TrainingArrays], folder: Path | None = None) -> TrainingArrays:
+    """Several caches as one (``folder``: the first part's unless given)."""
+    if len(parts) == 1 and folder is None:
+        return parts[0]
+    folder = folder if folder is not None else parts[0].folder
+    return TrainingArrays(folder=folder, sources=tuple(s for p in parts for s in p.sources),
+                          **{k: np.concatenate([getattr(p, k) for p in parts]) for k in ARRAYS})
 
 
 def cached_arrays(data_dir: str | Path, cfg: ModelConfig) -> TrainingArrays:
@@ -138,4 +143,4 @@ def cached_arrays(data_dir: str | Path, cfg: ModelConfig) -> TrainingArrays:
         parts.append(_read_npz(path, folder))
     if not parts:
         raise SdSimError(f"{data_dir}: no scene shards to train on")
-    return concatenate(parts, folder)
+    return replace(concatenate(parts, folder), sources=(str(data_dir),))

@@ -47,6 +47,7 @@ class TrainOptions:
     save_every_s: float = 180.0
     ema_decay: float = 0.999
     progress: bool = True
+    init: Path | None = None  # fine-tune: the checkpoint whose weights this stage starts from
 
 
 def pick_device(name: str | None) -> str:
@@ -172,7 +173,11 @@ def train_autoencoder(train: TrainingArrays, val: TrainingArrays | None, out: st
         cfg = ModelConfig(map_channels=train.map.shape[1], agent_channels=train.agents.shape[1])
     if opts.resume:
         cfg, _ = load_config(out)
+    elif opts.init is not None:
+        cfg, _ = load_config(opts.init)
     ae = AgentAutoencoder(cfg).to(opts.device)
+    if opts.init is not None and not opts.resume:
+        load_weights(ae, Path(opts.init) / WEIGHT_FILES["autoencoder"])
     trainer = _Trainer(cfg, out, opts, {"autoencoder": ae}, list(ae.parameters()))
     trainer.stage = "autoencoder"
     if opts.resume:
@@ -261,11 +266,15 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
     cfg, record = load_config(out)
     if "autoencoder" not in record:
         raise SdSimError(f"{out}: no trained autoencoder in this checkpoint; run --stage autoencoder first")
-    if not opts.resume:
+    fine_tune = opts.init is not None and not opts.resume
+    if fine_tune:  # the starting denoiser's latent statistics and recipe, with this folder's autoencoder
+        cfg, _ = load_config(opts.init)
+        cfg = replace(cfg, count_coefficients=fit_count_model(train))
+    elif not opts.resume:
         cfg = cfg.for_new_denoiser(timestep_scale=timestep_scale)
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)
     latents = encode_latents(ae, train, opts.device)
-    if not opts.resume:
+    if not opts.resume and not fine_tune:
         mean = latents.mean(dim=(0, 2, 3))
         std = latents.std(dim=(0, 2, 3)).clamp(min=1e-3)
         cfg = replace(cfg, latent_mean=tuple(mean.tolist()), latent_std=tuple(std.tolist()),
@@ -274,6 +283,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
     std_t = torch.tensor(cfg.latent_std).view(1, -1, 1, 1)
     latents = ((latents - mean_t) / std_t).to(opts.device)
     net = LatentDenoiser(cfg).to(opts.device)
+    if fine_tune:
+        load_weights(net, Path(opts.init) / WEIGHT_FILES["denoiser"])
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     trainer = _Trainer(cfg, out, opts, {"denoiser": net, "ema": ema}, list(net.parameters()))
     trainer.stage = "diffusion"
@@ -341,5 +352,6 @@ def generation_scores(generator, data: TrainingArrays, idx: np.ndarray) -> dict[
 def _training_record(trainer: _Trainer, opts: TrainOptions, train: TrainingArrays) -> dict:
     """What a checkpoint's config.json records about the stage that made it."""
     return {"steps": trainer.step, "batch_size": opts.batch_size, "seed": opts.seed, "train_windows": len(train),
-            "data": str(train.folder), "train_time_s": round(trainer.elapsed_s), "threads": torch.get_num_threads(),
-            "last_eval": trainer.history[-1] if trainer.history else {}}
+            "data": list(train.sources) or [str(train.folder)], "train_time_s": round(trainer.elapsed_s), "threads": torch.get_num_threads(),
+            "last_eval": trainer.history[-1] if trainer.history else {},
+            **({"init": str(opts.init)} if opts.init is not None else {})}

@@ -16,7 +16,7 @@ import numpy as np
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.scene.types import AgentType, Horizon, MapGeometry, Scene
 from sd_sim_plugin.sources.map_features import live_map
-from sd_sim_plugin.sources.tracks import Tracks, WindowConfig, cut_window, resample
+from sd_sim_plugin.sources.tracks import Tracks, WindowConfig, cut_window, resample, window_centres
 
 # A jump longer than this between two env steps (0.1 s) is a teleport (respawn), not motion: start a new track.
 _MAX_STEP_M = 6.0
@@ -178,13 +178,7 @@ def windows(run: Rollout, horizon: Horizon = Horizon(), config: PGConfig = PGCon
     scenes = []
     for t0 in t0s:
         resampled = resample(tracks, t0 + horizon.times)
-        full = np.flatnonzero(resampled[2].all(axis=1))
-        others = [int(i) for i in full if i != tracks.ego_index]
-        centres = [tracks.ego_index] if tracks.ego_index >= 0 else []
-        if others and config.others_per_t0 > 0:
-            pick = rng.choice(others, size=min(config.others_per_t0, len(others)), replace=False)
-            centres += sorted(int(i) for i in pick)
-        for c in centres:
+        for c in window_centres(tracks, resampled[2], config.others_per_t0, rng):
             scene = cut_window(tracks, run.map, c, float(t0), horizon, window_config, meta, resampled)
             if scene is not None:
                 scenes.append(scene)

@@ -22,7 +22,7 @@ import numpy as np
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.scene.types import AgentType, Horizon, MapGeometry, Scene, wrap_angle
 from sd_sim_plugin.sources.map_features import map_features_to_geometry
-from sd_sim_plugin.sources.tracks import Tracks, WindowConfig, cut_window
+from sd_sim_plugin.sources.tracks import Tracks, WindowConfig, cut_window, resample, window_centres
 
 OBJECT_TYPES = {"VEHICLE": AgentType.VEHICLE, "PEDESTRIAN": AgentType.PEDESTRIAN, "CYCLIST": AgentType.CYCLIST}
 _INDEX_FILES = {"dataset_summary.pkl", "dataset_mapping.pkl"}
@@ -33,6 +33,7 @@ class ScenarioNetConfig:
     """Window settings for logs."""
 
     window_stride_s: float = 1.0
+    others_per_t0: int = 0  # windows centred on other logged vehicles per t0, beside the logged ego's
 
     def to_dict(self) -> dict:
         """JSON-friendly form."""
@@ -107,22 +108,26 @@ def scenario_tracks(scenario: dict) -> Tracks:
 def scenario_windows(scenario: dict, horizon: Horizon = Horizon(), config: ScenarioNetConfig = ScenarioNetConfig(),
                      window_config: WindowConfig = WindowConfig(), name: str = "",
                      world_map: MapGeometry | None = None) -> list[Scene]:
-    """Windows every ``window_stride_s`` (k frames) centred on the logged ego, where the whole horizon fits the log."""
+    """Windows every ``window_stride_s`` (k frames) where the whole horizon fits the log: centred on the logged ego,
+    plus ``others_per_t0`` other vehicles (drawn with a generator seeded by the file name)."""
     tracks = scenario_tracks(scenario)
     world_map = world_map if world_map is not None else map_features_to_geometry(scenario["map_features"])
     t = tracks.times
     k = max(1, int(round(config.window_stride_s / float(np.median(np.diff(t))))))
     meta = {"source": "scenarionet", "dataset": str(scenario["metadata"].get("dataset", "")),
             "scenario_id": str(scenario["metadata"].get("scenario_id", scenario.get("id", ""))), "file": name}
+    rng = np.random.default_rng(list(name.encode()) or [0])
     scenes = []
     first = int(np.searchsorted(t, horizon.past_s - 1e-3))
     for f in range(first, len(t), k):
         if t[f] + horizon.future_s > t[-1] + 1e-3:
             break
-        scene = cut_window(tracks, world_map, tracks.ego_index, float(t[f]), horizon, window_config,
-                           {**meta, "frame_index": f})
-        if scene is not None:
-            scenes.append(scene)
+        resampled = resample(tracks, t[f] + horizon.times)
+        for c in window_centres(tracks, resampled[2], config.others_per_t0, rng):
+            scene = cut_window(tracks, world_map, c, float(t[f]), horizon, window_config, {**meta, "frame_index": f},
+                               resampled)
+            if scene is not None:
+                scenes.append(scene)
     return scenes
 
 
@@ -152,8 +157,9 @@ def scenario_files(data_dir: str | Path) -> list[Path]:
 
 def scenarionet_units(data_dir: str | Path, horizon: Horizon = Horizon(),
                       config: ScenarioNetConfig = ScenarioNetConfig(),
-                      window_config: WindowConfig = WindowConfig()) -> list:
-    """One store unit per file (shard ``sn_<relative path>.npz``)."""
+                      window_config: WindowConfig = WindowConfig(), split: str | None = None) -> list:
+    """One store unit per file (shard ``sn_<relative path>.npz``); ``split`` keeps the files of a named split
+    (:func:`sd_sim_plugin.data.splits.split_scene_files`)."""
     from sd_sim_plugin.data.store import Unit
 
     root = Path(data_dir)
@@ -162,7 +168,14 @@ def scenarionet_units(data_dir: str | Path, horizon: Horizon = Horizon(),
         return lambda: read_windows(path, horizon, config, window_config)
 
     units = []
-    for path in scenario_files(root):
+    files = scenario_files(root)
+    if split is not None:
+        from sd_sim_plugin.data.splits import split_scene_files
+
+        files = split_scene_files(files, split)
+        if not files:
+            raise SdSimError(f"{data_dir}: no ScenarioNet files in the {split!r} split")
+    for path in files:
         rel = path.relative_to(root).as_posix()
         stem = rel[: -len(".pkl")]
         shard = "sn_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) + ".npz"

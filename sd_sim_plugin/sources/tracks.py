@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sd_sim_plugin.scene.transform import Pose2D, agents_to_local, map_to_local
-from sd_sim_plugin.scene.types import Agents, Horizon, MapGeometry, Scene, wrap_angle
+from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, Scene, wrap_angle
 from sd_sim_plugin.sources.map_features import crop_map
 
 
@@ -85,6 +85,22 @@ def resample(tracks: Tracks, query_times: np.ndarray, max_gap_s: float | None = 
     valid = tracks.valid[:, lo] & tracks.valid[:, hi] & inside[None, :]
     pose = np.concatenate([xy, np.reshape(heading, (n, len(q), 1))], axis=-1)
     return pose, vel, valid
+
+
+def window_centres(tracks: Tracks, valid: np.ndarray, others_per_t0: int, rng: np.random.Generator) -> list[int]:
+    """The ego (when there is one) plus up to ``others_per_t0`` other vehicles valid at every pose of the window.
+
+    ``valid``: (N, Q) validity of :func:`resample` at the window's poses. Windows around other vehicles multiply the
+    training data a log or rollout yields; pedestrians and cyclists are never centres (the package generates around a
+    vehicle).
+    """
+    full = np.flatnonzero(valid.all(axis=1) & (tracks.types == int(AgentType.VEHICLE)))
+    others = [int(i) for i in full if i != tracks.ego_index]
+    centres = [tracks.ego_index] if tracks.ego_index >= 0 else []
+    if others and others_per_t0 > 0:
+        pick = rng.choice(others, size=min(others_per_t0, len(others)), replace=False)
+        centres += sorted(int(i) for i in pick)
+    return centres
 
 
 def cut_window(tracks: Tracks, world_map: MapGeometry, centre: int, t0: float, horizon: Horizon,

@@ -320,3 +320,25 @@ def test_tokens_appear_as_described_and_density_sets_the_count(trained, road_sce
                 k = int(np.argmin(d))
                 assert d[k] < 1e-3 and abs(a.trajectory[k, t0, 2] - tok.heading) < 1e-3
                 assert a.length[k] == pytest.approx(tok.length) and a.width[k] == pytest.approx(tok.width)
+
+
+def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
+    """``init``: stage 1 starts from that checkpoint's weights; stage 2 also keeps its latent statistics and recipe."""
+    from sd_sim_plugin.model.checkpoint import load_tensors
+
+    ckpt, arrays, _ = trained
+    out = tmp_path / "fine_tuned"
+    opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=ckpt)
+    train_autoencoder(arrays, None, out, opts)
+    train_diffusion(arrays, None, out, opts)
+    for name in WEIGHT_FILES.values():  # one step at lr 1e-9: still the starting weights, not a fresh network
+        start, tuned = load_tensors(ckpt / name), load_tensors(out / name)
+        assert start.keys() == tuned.keys()
+        for k in start:
+            torch.testing.assert_close(tuned[k], start[k], atol=1e-5, rtol=0)
+    (cfg0, _), (cfg1, record) = load_config(ckpt), load_config(out)
+    assert (cfg1.latent_mean, cfg1.latent_std, cfg1.p_mean) == (cfg0.latent_mean, cfg0.latent_std, cfg0.p_mean)
+    assert record["diffusion"]["init"] == str(ckpt) and record["autoencoder"]["init"] == str(ckpt)
+    args = ["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--init", str(ckpt)]
+    assert main([*args, "--resume"]) == 2
+    assert "give one of them" in capsys.readouterr().err

@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sd_sim_plugin.data.splits import HELDOUT_REAL_SCENES, split_scene_files
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.scene.transform import Pose2D
 from sd_sim_plugin.scene.types import AgentType, Horizon
 from sd_sim_plugin.sources.scenarionet import (
+    ScenarioNetConfig,
     load_scenario,
     read_windows,
     scenario_files,
     scenario_tracks,
     scenario_windows,
+    scenarionet_units,
 )
 
 WAYMO_IRREGULAR = "sd_waymo_v0.3_b36a6d0bc9e525bc.pkl"  # first step is 0.089 s
@@ -94,3 +97,34 @@ def test_broken_files_name_themselves(tmp_path):
     empty.mkdir()
     with pytest.raises(SdSimError, match="no ScenarioNet .pkl files"):
         scenario_files(empty)
+
+
+def test_windows_around_other_vehicles(dev_data_dir):
+    """``others_per_t0`` adds windows centred on other logged vehicles, reproducibly; the ego windows are unchanged."""
+    scenario = load_scenario(dev_data_dir / NUSCENES)
+    horizon = Horizon(2, 2, 1)
+    ego_only = scenario_windows(scenario, horizon, name=NUSCENES)
+    more = scenario_windows(scenario, horizon, ScenarioNetConfig(others_per_t0=3), name=NUSCENES)
+    again = scenario_windows(scenario, horizon, ScenarioNetConfig(others_per_t0=3), name=NUSCENES)
+    ego_again = [s for s in more if s.meta["centre_is_ego"]]
+    others = [s for s in more if not s.meta["centre_is_ego"]]
+    assert len(ego_again) == len(ego_only) and len(others) > len(ego_only)
+    for a, b in zip(ego_again, ego_only):
+        np.testing.assert_array_equal(a.agents.trajectory, b.agents.trajectory)
+    assert [s.meta["centre_id"] for s in more] == [s.meta["centre_id"] for s in again]
+    for scene in others:
+        assert scene.agents.types[0] == int(AgentType.VEHICLE) and scene.agents.valid[0].all()
+        assert scene.meta["centre_id"] != str(scenario["metadata"]["sdc_id"])
+        np.testing.assert_allclose(scene.agents.trajectory[0, horizon.t0_index], 0.0, atol=1e-4)  # float32
+
+
+def test_held_out_real_scenes_are_named_and_split_off(dev_data_dir):
+    """The evaluation split is the six named development scenes; training gets the other eleven, never those."""
+    files = scenario_files(dev_data_dir)
+    held, train = split_scene_files(files, "eval"), split_scene_files(files, "train")
+    assert sorted(p.name for p in held) == sorted(HELDOUT_REAL_SCENES)
+    assert len(train) == 11 and not {p.name for p in train} & set(HELDOUT_REAL_SCENES)
+    units = scenarionet_units(dev_data_dir, split="eval")
+    assert [u.source["file"] for u in units] == sorted(HELDOUT_REAL_SCENES)
+    with pytest.raises(ValueError, match="unknown split"):
+        split_scene_files(files, "test")
