@@ -4,7 +4,8 @@ Per scene, timed end to end: map raster, map encoding, EDM sampling (the checkpo
 peak picking, overlap removal, ``Scene`` objects. Maps: ego-frame PG maps around the ego's spawn pose (held-out eval
 seeds). Baselines in the same run: the paper's reported ~1 s per scene on a GPU, and MetaDrive's own way of getting
 traffic on a map, ``env.reset()`` of a ``MetaDriveEnv`` with traffic (median over resets of the same maps).
-Run: ``.venv/bin/python -m benchmarks.model [--checkpoint DIR] [--threads 2]``.
+Each ``--precision`` (default: float32, the in-run baseline, then auto = bfloat16 where the CPU has it) is measured
+and compared with the first. Run: ``.venv/bin/python -m benchmarks.model [--checkpoint DIR] [--threads 2]``.
 """
 
 from __future__ import annotations
@@ -56,44 +57,61 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--precision", default="float32,auto",
+                        help="U-Net precisions to measure, comma-separated; the first is the in-run baseline")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
+    from sd_sim_plugin.model.pipeline import PRECISIONS, ScenarioDiffusionGenerator
 
-    gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint)
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    if not precisions or set(precisions) - set(PRECISIONS):
+        parser.error(f"--precision {args.precision!r}: comma-separated values from {', '.join(PRECISIONS)}")
     maps, resets = _maps()
+    reset = statistics.median(resets)
+    print(f"checkpoint {args.checkpoint}, threads {args.threads}, load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores; MetaDrive traffic reset (same maps): median {reset * 1000:.1f} ms")
+    first = None
+    for precision in precisions:
+        gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint, precision=precision)
+        lat, rate, lines = _measure(gen, maps, args.repeats)
+        print(f"\nprecision {precision} (U-Net in {str(gen.unet_dtype).removeprefix('torch.')}), "
+              f"{gen.cfg.sampler_steps} {gen.cfg.sampler} steps")
+        print("\n".join(lines))
+        print(f"ratios: paper ~1 s/scene on a GPU / ours batch 1 = {PAPER_S_PER_SCENE / lat:.1f}x, batch 32 = "
+              f"{PAPER_S_PER_SCENE * rate:.1f}x; MetaDrive reset / ours batch 1 = {reset / lat:.2f}x, batch 32 = "
+              f"{reset * rate:.2f}x")
+        if first is None:
+            first = (precision, lat, rate)
+        else:
+            print(f"against {first[0]} in this run: batch 1 latency x{lat / first[1]:.2f}, "
+                  f"batch 32 throughput x{rate / first[2]:.2f}")
+
+
+def _measure(gen, maps: list, repeats: int) -> tuple[float, float, list[str]]:
+    """Median batch-1 latency (s), batch-32 throughput (scenes/s) and the printed lines."""
     for m, ego in maps:  # warm-up
         gen.generate(m, ego=ego, seed=0, count=2)
-
     single, single_cpu = [], []
-    for i in range(args.repeats):
+    for i in range(repeats):
         m, ego = maps[i % len(maps)]
         w, c = time.perf_counter(), time.process_time()
         gen.generate(m, ego=ego, seed=i, count=1)
         single.append(time.perf_counter() - w)
         single_cpu.append(time.process_time() - c)
     batch, batch_cpu = [], []
-    for i in range(max(args.repeats // 5, 3)):
+    for i in range(max(repeats // 5, 3)):
         m, ego = maps[i % len(maps)]
         w, c = time.perf_counter(), time.process_time()
         gen.generate(m, ego=ego, seed=i, count=32)
         batch.append(time.perf_counter() - w)
         batch_cpu.append(time.process_time() - c)
-
     lat = statistics.median(single)
     rate = 32 / statistics.median(batch)
-    reset = statistics.median(resets)
-    print(f"checkpoint {args.checkpoint}: {gen.cfg.sampler_steps} {gen.cfg.sampler} steps, threads {args.threads}, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"batch 1 : median {lat * 1000:.1f} ms/scene wall (p90 {sorted(single)[int(0.9 * len(single))] * 1000:.1f}),"
-          f" CPU {statistics.median(single_cpu) * 1000:.1f} ms  [goal <= 100 ms]")
-    print(f"batch 32: {rate:.1f} scenes/s wall ({statistics.median(batch) / 32 * 1000:.1f} ms/scene), CPU "
-          f"{statistics.median(batch_cpu) / 32 * 1000:.1f} ms/scene  [goal >= 50 scenes/s]")
-    print(f"MetaDrive traffic reset (same maps): median {reset * 1000:.1f} ms")
-    print(f"ratios: paper ~1 s/scene on a GPU / ours batch 1 = {PAPER_S_PER_SCENE / lat:.1f}x, batch 32 = "
-          f"{PAPER_S_PER_SCENE * rate:.1f}x; MetaDrive reset / ours batch 1 = {reset / lat:.2f}x, batch 32 = "
-          f"{reset * rate:.2f}x")
-
+    lines = [f"batch 1 : median {lat * 1000:.1f} ms/scene wall (p90 {sorted(single)[int(0.9 * len(single))] * 1000:.1f}),"
+             f" CPU {statistics.median(single_cpu) * 1000:.1f} ms  [goal <= 100 ms]",
+             f"batch 32: {rate:.1f} scenes/s wall ({statistics.median(batch) / 32 * 1000:.1f} ms/scene), CPU "
+             f"{statistics.median(batch_cpu) / 32 * 1000:.1f} ms/scene  [goal >= 50 scenes/s]"]
+    return lat, rate, lines
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--generator", required=True,
                    help=f"generator name(s), comma-separated: {', '.join(GENERATOR_NAMES)}")
     p.add_argument("--checkpoint", type=Path, help="diffusion checkpoint folder (default: checkpoints/default)")
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
+                   help="diffusion: the U-Net's dtype while sampling (default auto: bfloat16 where the CPU has it)")
     p.add_argument("--data", type=Path, action="append", required=True,
                    help="dataset folder of reference scenes (from `sd-sim collect`); repeat for several sets")
     p.add_argument("--out", type=Path, required=True, help="report folder (created)")
@@ -44,7 +46,7 @@ def _generator_names(text: str) -> list[str]:
     return names
 
 
-def _make(name: str, eval_set, checkpoint: Path | None, seed: int):
+def _make(name: str, eval_set, checkpoint: Path | None, seed: int, precision: str | None = None):
     """The generator ``name`` set up for ``eval_set``, or (None, reason) when it cannot run there."""
     from sd_sim_plugin.generators.registry import make_generator
 
@@ -57,7 +59,7 @@ def _make(name: str, eval_set, checkpoint: Path | None, seed: int):
         if not eval_set.is_pg:
             return None, "MetaDrive traffic exists on PG maps only"
         return make_generator("metadrive", scenes=eval_set.scenes, horizon=horizon, episode_seed=seed), None
-    return make_generator(name, checkpoint=checkpoint), None
+    return make_generator(name, checkpoint=checkpoint, precision=precision), None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise SdSimError(f"--limit {args.limit}: must be at least 1")
     if args.checkpoint is not None and "diffusion" not in names:
         raise SdSimError("--checkpoint is for the diffusion generator")
+    if args.precision is not None and "diffusion" not in names:
+        raise SdSimError("--precision is for the diffusion generator")
     set_names = [d.name for d in args.data]
     sets = [harness.load_eval_set(d, args.limit, name=n if set_names.count(n) == 1 else f"{n}_{i}")
             for i, (d, n) in enumerate(zip(args.data, set_names))]
@@ -82,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     command = "sd-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("sd-sim") else None
     all_metrics: dict = {"settings": {"generators": names, "seed": args.seed, "limit": args.limit,
                                       "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+                                      "precision": args.precision,
                                       "command": command}, "sets": {}}
     sections = []
     started = time.perf_counter()
@@ -91,14 +96,16 @@ def run(args: argparse.Namespace) -> int:
         reference = summarise(ref_stats)
         results, skipped, results_obj = {}, {}, {}
         for name in names:
-            generator, why = _make(name, eval_set, args.checkpoint, args.seed)
+            generator, why = _make(name, eval_set, args.checkpoint, args.seed, args.precision)
             if generator is None:
                 skipped[name] = why
                 continue
             # the checkpoint's contents, not its path: retraining into the same folder must not reuse old scenes
             weights = fingerprint(args.checkpoint or DEFAULT_CHECKPOINT) if name == "diffusion" else None
+            dtype = str(generator.unet_dtype) if name == "diffusion" else None
             key = harness.settings_key(generator=name, checkpoint=weights, seed=args.seed, limit=args.limit,
-                                       data=str(eval_set.path.resolve()), scenes=len(eval_set.scenes))
+                                       data=str(eval_set.path.resolve()), scenes=len(eval_set.scenes),
+                                       **({"unet_dtype": dtype} if dtype != "torch.float32" else {}))
             with tqdm(total=len(eval_set.scenes), desc=f"{eval_set.name}: {name}", unit="scene",
                       disable=args.no_progress) as bar:
                 generated = harness.load_or_generate(

@@ -17,7 +17,8 @@ def make_generator(name: str, **options) -> Generator:
     - ``lane``: :class:`LaneHeuristicGenerator` (``horizon``, ``metres_per_vehicle``, priors);
     - ``log`` / ``log-random``: :class:`LogGenerator` (``scenes``: the reference scenes);
     - ``metadrive``: :class:`MetaDriveTrafficGenerator` (``traffic_density``, ``horizon``, ...; PG maps only);
-    - ``diffusion``: ``ScenarioDiffusionGenerator.from_checkpoint(options["checkpoint"] or DEFAULT_CHECKPOINT)``.
+    - ``diffusion``: ``ScenarioDiffusionGenerator.from_checkpoint(options["checkpoint"] or DEFAULT_CHECKPOINT,
+      precision=options["precision"] or "auto")``.
     """
     if name == "lane":
         from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
@@ -34,5 +35,6 @@ def make_generator(name: str, **options) -> Generator:
     if name == "diffusion":
         from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
 
-        return ScenarioDiffusionGenerator.from_checkpoint(options.get("checkpoint") or DEFAULT_CHECKPOINT)
+        return ScenarioDiffusionGenerator.from_checkpoint(options.get("checkpoint") or DEFAULT_CHECKPOINT,
+                                                          precision=options.get("precision") or "auto")
     raise SdSimError(f"unknown generator {name!r}; valid names: {', '.join(GENERATOR_NAMES)}")

@@ -22,6 +22,25 @@ from sd_sim_plugin.scene.tokens import AgentToken
 from sd_sim_plugin.scene.types import Agents, Horizon, MapGeometry, Scene, wrap_angle
 
 DEFAULT_EGO_SIZE = (4.5, 1.9)  # length, width used when the caller gives no ego
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def denoiser_autocast_dtype(precision: str, device: str) -> torch.dtype | None:
+    """The dtype the U-Net runs in during sampling: None for float32.
+
+    ``auto`` is bfloat16 on a CPU with native bfloat16 (AVX-512 BF16 / AMX; 1.5x faster U-Net on the 2-core
+    benchmark machine) and float32 elsewhere (emulated bfloat16 is slower, and on CUDA float32 is fast enough).
+    """
+    if precision not in PRECISIONS:
+        raise SdSimError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "float32":
+        return None
+    native = device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if precision == "auto":
+        return torch.bfloat16 if native else None
+    if device != "cpu":
+        raise SdSimError(f"precision bfloat16 is for the CPU, not {device!r}")
+    return torch.bfloat16
 
 
 class ScenarioDiffusionGenerator:
@@ -30,9 +49,11 @@ class ScenarioDiffusionGenerator:
     name = "diffusion"
 
     def __init__(self, cfg: ModelConfig, autoencoder: AgentAutoencoder, denoiser: LatentDenoiser,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", precision: str = "auto") -> None:
         self.cfg = cfg
         self.device = device
+        self.precision = precision
+        self._autocast = denoiser_autocast_dtype(precision, device)
         self.autoencoder = autoencoder.to(device).eval()
         self.denoiser = denoiser.to(device).eval()
         self.raster = RasterConfig(cfg.size_px, cfg.resolution_m)
@@ -41,14 +62,17 @@ class ScenarioDiffusionGenerator:
         self._std = torch.tensor(cfg.latent_std, device=device).view(1, -1, 1, 1)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> ScenarioDiffusionGenerator:
-        """Load a trained checkpoint folder (config.json + both stages' safetensors weights)."""
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", precision: str = "auto"
+                        ) -> ScenarioDiffusionGenerator:
+        """Load a trained checkpoint folder (config.json + both stages' safetensors weights).
+
+        ``precision``: the U-Net's dtype while sampling (:func:`denoiser_autocast_dtype`)."""
         cfg, _ = load_config(path)
         if not cfg.latent_mean or len(cfg.latent_mean) != cfg.latent_channels:
             raise SdSimError(f"{Path(path) / 'config.json'}: no latent statistics; the diffusion stage was not trained")
         ae = load_weights(AgentAutoencoder(cfg), Path(path) / WEIGHT_FILES["autoencoder"])
         net = load_weights(LatentDenoiser(cfg), Path(path) / WEIGHT_FILES["denoiser"])
-        return cls(cfg, ae, net, device=device)
+        return cls(cfg, ae, net, device=device, precision=precision)
 
     @torch.inference_mode()
     def sample_agents(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
@@ -73,12 +97,26 @@ class ScenarioDiffusionGenerator:
             torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego)).to(self.device))
         sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
                                self.cfg.rho).to(self.device)
-        z = sample(lambda x, s: self.denoiser(x, s, condition, tokens, tmask), noise, sigmas,
-                   solver=self.cfg.sampler)
+        z = sample(self._denoise(condition, tokens, tmask), noise, sigmas, solver=self.cfg.sampler)
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
         wanted = mask.sum(dim=1).cpu().numpy() + counts
         return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None)
                 for p, w, c in zip(proposals, wanted, counts)]
+
+    @property
+    def unet_dtype(self) -> torch.dtype:
+        """The dtype the U-Net samples in."""
+        return self._autocast or torch.float32
+
+    def _denoise(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
+        """The sampler's denoiser: the U-Net in the chosen precision; the solver's arithmetic stays float32."""
+        if self._autocast is None:
+            return lambda x, s: self.denoiser(x, s, condition, tokens, tmask)
+
+        def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(self.device, dtype=self._autocast):
+                return self.denoiser(x, s, condition, tokens, tmask).float()
+        return denoise
 
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
                  density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
