@@ -62,7 +62,7 @@ def test_eval_writes_report_json_and_plots_and_resumes(data_dir: Path, tmp_path:
     assert json.loads((out / "metrics.json").read_text())["sets"] == metrics["sets"]
 
 
-@pytest.mark.parametrize("case", ["unknown_generator", "empty_folder", "missing_folder", "no_map"])
+@pytest.mark.parametrize("case", ["unknown_generator", "empty_folder", "missing_folder", "no_map", "precision"])
 def test_bad_input_is_one_line_exit_2(case: str, data_dir: Path, tmp_path: Path, capsys):
     data, gen = data_dir, "lane"
     if case == "unknown_generator":
@@ -72,12 +72,15 @@ def test_bad_input_is_one_line_exit_2(case: str, data_dir: Path, tmp_path: Path,
         data.mkdir()
     elif case == "missing_folder":
         data = tmp_path / "nowhere"
-    else:
+    elif case == "no_map":
         data = tmp_path / "nomap"
         write_shard(data / "a.npz", [Scene(MapGeometry(), _reference_scenes(1)[0].agents)], {"unit": "a"})
-    code = main(["eval", "--generator", gen, "--data", str(data), "--out", str(tmp_path / "o"), "--no-progress"])
+    extra = ["--precision", "bfloat16"] if case == "precision" else []
+    code = main(["eval", "--generator", gen, "--data", str(data), "--out", str(tmp_path / "o"), "--no-progress",
+                 *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and err.startswith("sd-sim eval: error:")
     expected = {"unknown_generator": "unknown generator 'gan'", "empty_folder": "no scenes",
-                "missing_folder": "no such dataset folder", "no_map": "has no map"}[case]
+                "missing_folder": "no such dataset folder", "no_map": "has no map",
+                "precision": "--precision is for the diffusion generator"}[case]
     assert expected in err
