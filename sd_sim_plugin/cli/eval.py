@@ -22,7 +22,8 @@ def add_parser(subparsers) -> None:
                     "generators (comma-separated) and several --data sets go into one report. Resumable: generated "
                     "scenes are stored under OUT/generated and reused by a rerun with the same settings.")
     p.add_argument("--generator", required=True,
-                   help=f"generator name(s), comma-separated: {', '.join(GENERATOR_NAMES)}")
+                   help=f"generator name(s), comma-separated: {', '.join(GENERATOR_NAMES)}; diffusion@DIR adds the "
+                        "checkpoint in DIR as its own generator (several checkpoints side by side)")
     p.add_argument("--checkpoint", type=Path, help="diffusion checkpoint folder (default: checkpoints/default)")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
                    help="diffusion: the U-Net's dtype while sampling (default auto: bfloat16 where the CPU has it)")
@@ -36,14 +37,29 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _generator_names(text: str) -> list[str]:
-    """The comma-separated generator names, checked."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in GENERATOR_NAMES]
-    if unknown or not names:
+def _generator_specs(text: str, checkpoint: Path | None) -> dict[str, Path | None]:
+    """Report label -> diffusion checkpoint (None: the default, or not a diffusion generator), checked.
+
+    ``diffusion@DIR`` is the checkpoint in DIR, labelled ``diffusion@<DIR's name>``, so several checkpoints can sit
+    side by side in one report; plain ``diffusion`` is ``--checkpoint`` (or the default checkpoint).
+    """
+    specs: dict[str, Path | None] = {}
+    unknown = []
+    for entry in (n.strip() for n in text.split(",")):
+        if not entry:
+            continue
+        name, _, path = entry.partition("@")
+        if name not in GENERATOR_NAMES or (path and name != "diffusion"):
+            unknown.append(entry)
+            continue
+        label = f"diffusion@{Path(path).name}" if path else name
+        if label in specs:
+            raise SdSimError(f"generator {label!r} is listed twice")
+        specs[label] = Path(path) if path else (checkpoint if name == "diffusion" else None)
+    if unknown or not specs:
         raise SdSimError(f"unknown generator {', '.join(map(repr, unknown)) or repr(text)}; "
-                         f"valid names: {', '.join(GENERATOR_NAMES)}")
-    return names
+                         f"valid names: {', '.join(GENERATOR_NAMES)}, or diffusion@CHECKPOINT_DIR")
+    return specs
 
 
 def _make(name: str, eval_set, checkpoint: Path | None, seed: int, precision: str | None = None):
@@ -64,19 +80,22 @@ def _make(name: str, eval_set, checkpoint: Path | None, seed: int, precision: st
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write OUT/metrics.json, OUT/report.md and the plots, print where they are."""
+    import torch
     from tqdm import tqdm
 
     from sd_sim_plugin.generators.registry import DEFAULT_CHECKPOINT
     from sd_sim_plugin.metrics import harness, report
-    from sd_sim_plugin.model.checkpoint import fingerprint
     from sd_sim_plugin.metrics.suite import LaneCache, summarise
+    from sd_sim_plugin.model.checkpoint import fingerprint
+    from sd_sim_plugin.scene.types import AgentType
 
-    names = _generator_names(args.generator)
+    specs = _generator_specs(args.generator, args.checkpoint)
+    names = list(specs)
     if args.limit is not None and args.limit < 1:
         raise SdSimError(f"--limit {args.limit}: must be at least 1")
     if args.checkpoint is not None and "diffusion" not in names:
         raise SdSimError("--checkpoint is for the diffusion generator")
-    if args.precision is not None and "diffusion" not in names:
+    if args.precision is not None and not any(n.startswith("diffusion") for n in names):
         raise SdSimError("--precision is for the diffusion generator")
     set_names = [d.name for d in args.data]
     sets = [harness.load_eval_set(d, args.limit, name=n if set_names.count(n) == 1 else f"{n}_{i}")
@@ -86,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     command = "sd-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("sd-sim") else None
     all_metrics: dict = {"settings": {"generators": names, "seed": args.seed, "limit": args.limit,
                                       "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+                                      "checkpoints": {n: str(c) for n, c in specs.items() if c is not None},
                                       "precision": args.precision,
                                       "command": command}, "sets": {}}
     sections = []
@@ -95,24 +115,31 @@ def run(args: argparse.Namespace) -> int:
         ref_stats = harness.reference_stats(eval_set.scenes, lanes)
         reference = summarise(ref_stats)
         results, skipped, results_obj = {}, {}, {}
-        for name in names:
-            generator, why = _make(name, eval_set, args.checkpoint, args.seed, args.precision)
+        for name, checkpoint in specs.items():
+            base = name.partition("@")[0]
+            generator, why = _make(base, eval_set, checkpoint, args.seed, args.precision)
             if generator is None:
                 skipped[name] = why
                 continue
             # the checkpoint's contents, not its path: retraining into the same folder must not reuse old scenes
-            weights = fingerprint(args.checkpoint or DEFAULT_CHECKPOINT) if name == "diffusion" else None
-            dtype = str(generator.unet_dtype) if name == "diffusion" else None
+            weights = fingerprint(checkpoint or DEFAULT_CHECKPOINT) if base == "diffusion" else None
+            # settings added over time enter the key only when they differ from the old behaviour, so scenes
+            # stored before them stay valid
+            extra = {}
+            if base == "diffusion" and generator.unet_dtype != torch.float32:
+                extra["unet_dtype"] = str(generator.unet_dtype)
+            types = harness.generated_types(generator)
+            if types != (AgentType.VEHICLE,):
+                extra["density_types"] = [int(t) for t in types]
             key = harness.settings_key(generator=name, checkpoint=weights, seed=args.seed, limit=args.limit,
-                                       data=str(eval_set.path.resolve()), scenes=len(eval_set.scenes),
-                                       **({"unet_dtype": dtype} if dtype != "torch.float32" else {}))
+                                       data=str(eval_set.path.resolve()), scenes=len(eval_set.scenes), **extra)
             with tqdm(total=len(eval_set.scenes), desc=f"{eval_set.name}: {name}", unit="scene",
                       disable=args.no_progress) as bar:
                 generated = harness.load_or_generate(
                     out / "generated" / eval_set.name / name, key,
                     lambda g=generator: harness.generate_modes(g, eval_set.scenes, args.seed, bar.update))
             res = harness.GeneratorResult(generated=generated)
-            results[name] = harness.measure(res, eval_set.scenes, ref_stats, lanes, args.seed)
+            results[name] = harness.measure(res, eval_set.scenes, ref_stats, lanes, args.seed, types)
             results_obj[name] = res
         figures = {}
         if results_obj:

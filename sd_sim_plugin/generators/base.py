@@ -25,6 +25,9 @@ class Generator(Protocol):
     - ``seed``: the same seed gives the same scenes;
     - ``count``: number of scenes.
     Returned scenes have ``ego_index = -1`` (agents only) and the generator's ``horizon``.
+
+    A generator may say which agent types it generates in an ``agent_types`` attribute (vehicles when absent):
+    evaluation then takes ``density`` from the reference's agents of those types.
     """
 
     name: str

@@ -1,9 +1,13 @@
 """The evaluation harness: generate on every reference scene's map, measure, and collect the numbers of a report.
 
 For each evaluation set (a dataset folder) and each generator, three generation modes per reference scene:
-- ``density_reference``: ego given, no tokens, density = the reference's vehicle count (the realism numbers);
+- ``density_reference``: ego given, no tokens, density = the global token taken from the reference: its count of
+  the agent types the generator makes (vehicles for the baselines; vehicles, pedestrians and cyclists for the
+  diffusion model, whose global token counts every agent) (the realism numbers);
 - ``density_free``: ego given, no tokens, density None (the generator picks the count);
-- ``tokens``: half of the reference's vehicles (drawn per scene) given as agent tokens, density = the rest.
+- ``tokens``: half of the reference's vehicles (drawn per scene) given as agent tokens, density = the rest (of the
+  generator's types).
+Realism and counts are measured on vehicles in every mode.
 Generated scenes are stored per (set, generator, mode) as shards under ``OUT/generated``, so a rerun with the same
 settings skips finished generation (resume).
 """
@@ -19,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from sd_sim_plugin.errors import SdSimError
-from sd_sim_plugin.metrics.selection import ego_box, scene_vehicles
+from sd_sim_plugin.metrics.selection import ego_box, scene_agents, scene_vehicles
 from sd_sim_plugin.metrics.suite import LaneCache, SceneStats, compare, scene_stats, summarise
 from sd_sim_plugin.metrics.token_following import summarise_token_following, token_following
 from sd_sim_plugin.scene.tokens import AgentToken, tokens_from_agents
-from sd_sim_plugin.scene.types import Agents, Scene
+from sd_sim_plugin.scene.types import Agents, AgentType, Scene
 
 MODES = ("density_reference", "density_free", "tokens")
 TOKEN_KEEP_PROBABILITY = 0.5
@@ -77,11 +81,24 @@ def load_eval_set(path: str | Path, limit: int | None = None, name: str | None =
     return EvalSet(name=name or path.name, path=path, scenes=scenes)
 
 
-def token_request(reference: Scene, seed: int) -> tuple[list[AgentToken], int]:
-    """Agent tokens for about half of the reference's vehicles (drawn with ``seed``) and the density of the rest."""
+def generated_types(generator) -> tuple[AgentType, ...]:
+    """The agent types ``generator`` generates (its ``agent_types``; vehicles when it does not say)."""
+    return tuple(getattr(generator, "agent_types", (AgentType.VEHICLE,)))
+
+
+def reference_density(reference: Scene, types: tuple[AgentType, ...]) -> int:
+    """The global token taken from the reference: its agents in view of the types the generator makes."""
+    return len(scene_agents(reference, types))
+
+
+def token_request(reference: Scene, seed: int, types: tuple[AgentType, ...] = (AgentType.VEHICLE,)
+                  ) -> tuple[list[AgentToken], int]:
+    """Agent tokens for about half of the reference's vehicles (drawn with ``seed``) and the density of the rest
+    (the other vehicles, plus the reference's agents of the other ``types``)."""
     vehicles = scene_vehicles(reference)
     keep = np.random.default_rng([seed, 17]).random(len(vehicles)) < TOKEN_KEEP_PROBABILITY
-    return tokens_from_agents(vehicles.select(keep), reference.horizon), int((~keep).sum())
+    rest = reference_density(reference, types) - int(keep.sum())
+    return tokens_from_agents(vehicles.select(keep), reference.horizon), rest
 
 
 def _ego(reference: Scene) -> Agents:
@@ -93,13 +110,14 @@ def generate_modes(generator, references: list[Scene], seed: int,
                    progress: Callable[[int], None] | None = None) -> dict[str, list[Scene]]:
     """Run ``generator`` on every reference's map in the three modes (see the module docstring)."""
     out: dict[str, list[Scene]] = {m: [] for m in MODES}
+    types = generated_types(generator)
     for i, ref in enumerate(references):
         scene_seed = seed * 1_000_003 + i
         ego = _ego(ref)
-        count = len(scene_vehicles(ref))
+        count = reference_density(ref, types)
         out["density_reference"].append(generator.generate(ref.map, ego=ego, density=count, seed=scene_seed)[0])
         out["density_free"].append(generator.generate(ref.map, ego=ego, density=None, seed=scene_seed)[0])
-        tokens, rest = token_request(ref, scene_seed)
+        tokens, rest = token_request(ref, scene_seed, types)
         out["tokens"].append(generator.generate(ref.map, ego=ego, agent_tokens=tokens, density=rest,
                                                 seed=scene_seed)[0])
         if progress is not None:
@@ -118,15 +136,15 @@ def generated_stats(generated: list[Scene], references: list[Scene], lanes: Lane
 
 
 def measure(result: GeneratorResult, references: list[Scene], ref_stats: list[SceneStats], lanes: LaneCache,
-            seed: int) -> dict:
-    """All numbers of one generator on one set."""
+            seed: int, types: tuple[AgentType, ...] = (AgentType.VEHICLE,)) -> dict:
+    """All numbers of one generator on one set (``types``: the agent types it generates)."""
     for mode in ("density_reference", "density_free"):
         result.stats[mode] = generated_stats(result.generated[mode], references, lanes)
     main = result.stats["density_reference"]
     free = result.stats["density_free"]
     tokens = []
     for i, (ref, gen) in enumerate(zip(references, result.generated["tokens"])):
-        request, rest = token_request(ref, seed * 1_000_003 + i)
+        request, rest = token_request(ref, seed * 1_000_003 + i, types)
         tokens.append(token_following(request, rest, gen.agents, gen.horizon))
     free_cmp = compare(free, ref_stats)
     result.metrics = {

@@ -14,13 +14,18 @@ def in_box(xy: np.ndarray, half_extent_m: float = BOX_HALF_EXTENT_M) -> np.ndarr
     return np.all(np.abs(np.asarray(xy)[..., :2]) <= half_extent_m, axis=-1)
 
 
-def scene_vehicles(scene: Scene, half_extent_m: float = BOX_HALF_EXTENT_M) -> Agents:
-    """The scene's non-ego vehicles that are valid at t = 0 inside the box."""
+def scene_agents(scene: Scene, types: tuple[AgentType, ...], half_extent_m: float = BOX_HALF_EXTENT_M) -> Agents:
+    """The scene's non-ego agents of ``types`` that are valid at t = 0 inside the box."""
     agents = scene.others
     t0 = scene.horizon.t0_index
-    keep = ((agents.types == AgentType.VEHICLE) & agents.valid[:, t0]
+    keep = (np.isin(agents.types, [int(t) for t in types]) & agents.valid[:, t0]
             & in_box(agents.trajectory[:, t0, :2], half_extent_m))
     return agents.select(keep)
+
+
+def scene_vehicles(scene: Scene, half_extent_m: float = BOX_HALF_EXTENT_M) -> Agents:
+    """The scene's non-ego vehicles that are valid at t = 0 inside the box."""
+    return scene_agents(scene, (AgentType.VEHICLE,), half_extent_m)
 
 
 def ego_box(scene: Scene) -> np.ndarray:

@@ -19,7 +19,7 @@ from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.tokens import AgentToken
-from sd_sim_plugin.scene.types import Agents, Horizon, MapGeometry, Scene, wrap_angle
+from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, Scene, wrap_angle
 
 DEFAULT_EGO_SIZE = (4.5, 1.9)  # length, width used when the caller gives no ego
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -47,6 +47,7 @@ class ScenarioDiffusionGenerator:
     """The trained Scenario Diffusion model as a :class:`~sd_sim_plugin.generators.base.Generator`."""
 
     name = "diffusion"
+    agent_types = (AgentType.VEHICLE, AgentType.PEDESTRIAN, AgentType.CYCLIST)  # its global token counts them all
 
     def __init__(self, cfg: ModelConfig, autoencoder: AgentAutoencoder, denoiser: LatentDenoiser,
                  device: str = "cpu", precision: str = "auto") -> None:

@@ -1,6 +1,6 @@
 """Choose the sampler by measuring realism against speed: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA``.
 
-For each sampler setting, generates one scene per reference window (density = the reference's vehicle count, the
+For each sampler setting, generates one scene per reference window (density = the reference's agent count, the
 reference's ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside
 the CPU time per scene at batch 1.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sd_sim_plugin.data.dataset import SceneDataset
-from sd_sim_plugin.metrics.selection import scene_vehicles
+from sd_sim_plugin.metrics.harness import reference_density
 from sd_sim_plugin.metrics.suite import evaluate
 from sd_sim_plugin.model.edm import network_evaluations
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         for i, ref in enumerate(refs):
             start = time.process_time()
             ego = ref.agents.select(np.array([ref.ego_index]))
-            out += gen.generate(ref.map, ego=ego, density=len(scene_vehicles(ref)), seed=i)
+            out += gen.generate(ref.map, ego=ego, density=reference_density(ref, gen.agent_types), seed=i)
             cpu += time.process_time() - start
         m = evaluate(out, refs)
         evals = network_evaluations(method, steps)

@@ -118,8 +118,9 @@ class _Trainer:
         flat = {f"{name}.{k}": v for name, m in self.modules.items() for k, v in m.state_dict().items()}
         flat.update(_optimizer_state(self.opt))
         save_weights(flat, self.state_file)
+        init = str(self.opts.init) if self.opts.init is not None else None
         (self.out / f"train_state_{self.stage}.json").write_text(json.dumps(
-            {"step": self.step, "elapsed_s": self.elapsed_s, "history": self.history}))
+            {"step": self.step, "elapsed_s": self.elapsed_s, "history": self.history, "init": init}))
 
     def load_state(self) -> None:
         """Continue from the last saved state (raises when there is none)."""
@@ -133,6 +134,8 @@ class _Trainer:
         _load_optimizer_state(self.opt, flat)
         info = json.loads(meta.read_text())
         self.step, self.elapsed_s, self.history = info["step"], info["elapsed_s"], info["history"]
+        if self.opts.init is None and info.get("init"):  # a resumed fine-tune still records where it started
+            self.opts.init = Path(info["init"])
 
     def batch_indices(self, n: int) -> np.ndarray:
         return np.random.default_rng([self.opts.seed, self.step]).integers(0, n, self.opts.batch_size)

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sd_sim_plugin.errors import SdSimError
+
 from sd_sim_plugin.cli import main
 from sd_sim_plugin.data.store import write_shard
 from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
@@ -84,3 +86,15 @@ def test_bad_input_is_one_line_exit_2(case: str, data_dir: Path, tmp_path: Path,
                 "missing_folder": "no such dataset folder", "no_map": "has no map",
                 "precision": "--precision is for the diffusion generator"}[case]
     assert expected in err
+
+
+def test_generator_list_takes_several_diffusion_checkpoints(tmp_path: Path):
+    """``diffusion@DIR`` adds a checkpoint as its own labelled generator; bad entries are one clear error."""
+    from sd_sim_plugin.cli.eval import _generator_specs
+
+    specs = _generator_specs("diffusion, diffusion@checkpoints/real,lane", tmp_path / "mine")
+    assert specs == {"diffusion": tmp_path / "mine", "diffusion@real": Path("checkpoints/real"), "lane": None}
+    with pytest.raises(SdSimError, match="unknown generator 'lane@x'"):
+        _generator_specs("lane@x", None)
+    with pytest.raises(SdSimError, match="listed twice"):
+        _generator_specs("diffusion@a/real,diffusion@b/real", None)
