@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     for precision in precisions:
         gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint, precision=precision)
         lat, rate, lines = _measure(gen, maps, args.repeats)
-        print(f"\nprecision {precision} (U-Net in {str(gen.unet_dtype).removeprefix('torch.')}), "
+        dtypes = "/".join(str(gen.unet_dtype(b)).removeprefix("torch.") for b in (1, 32))
+        print(f"\nprecision {precision} (U-Net in {dtypes} at batch 1/32), "
               f"{gen.cfg.sampler_steps} {gen.cfg.sampler} steps")
         print("\n".join(lines))
         print(f"ratios: paper ~1 s/scene on a GPU / ours batch 1 = {PAPER_S_PER_SCENE / lat:.1f}x, batch 32 = "

@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
                         "checkpoint in DIR as its own generator (several checkpoints side by side)")
     p.add_argument("--checkpoint", type=Path, help="diffusion checkpoint folder (default: checkpoints/default)")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
-                   help="diffusion: the U-Net's dtype while sampling (default auto: bfloat16 where the CPU has it)")
+                   help="diffusion: the U-Net's dtype while sampling (default auto: float32 here, as scenes are generated "
+                        "one at a time; bfloat16 forces it)")
     p.add_argument("--data", type=Path, action="append", required=True,
                    help="dataset folder of reference scenes (from `sd-sim collect`); repeat for several sets")
     p.add_argument("--out", type=Path, required=True, help="report folder (created)")
@@ -126,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
             # settings added over time enter the key only when they differ from the old behaviour, so scenes
             # stored before them stay valid
             extra = {}
-            if base == "diffusion" and generator.unet_dtype != torch.float32:
-                extra["unet_dtype"] = str(generator.unet_dtype)
+            if base == "diffusion" and generator.unet_dtype(1) != torch.float32:  # eval generates one at a time
+                extra["unet_dtype"] = str(generator.unet_dtype(1))
             types = harness.generated_types(generator)
             if types != (AgentType.VEHICLE,):
                 extra["density_types"] = [int(t) for t in types]

@@ -55,3 +55,25 @@ def test_token_following_counts_and_speed_errors():
     assert s["extra_agents_mean"] == pytest.approx(1.0)
     assert s["extra_minus_density_mae"] == pytest.approx(0.5)
     assert s["speed_mae_now"] == pytest.approx(0.5) and s["speed_mae_future"] == pytest.approx(1.5)
+
+
+def test_reference_density_counts_the_agent_types_the_generator_makes():
+    """The global token taken from a reference counts its vehicles for a vehicle-only generator, and its
+    pedestrians too for one that makes them; the token request's density follows the same rule."""
+    from sd_sim_plugin.metrics.harness import generated_types, reference_density, token_request
+    from sd_sim_plugin.scene.types import AgentType, MapGeometry, Scene
+
+    agents = _agents([(0, 0, 0, 5), (10, 0, 0, 5), (20, 3, 0, 5), (5, 8, 1.5, 1), (90, 0, 0, 5)])
+    agents.types = np.array([0, 0, 0, int(AgentType.PEDESTRIAN), 0])  # ego, 2 vehicles, pedestrian, out of box
+    scene = Scene(MapGeometry(), agents, H, ego_index=0)
+
+    class AllTypes:
+        agent_types = (AgentType.VEHICLE, AgentType.PEDESTRIAN, AgentType.CYCLIST)
+
+    assert generated_types(object()) == (AgentType.VEHICLE,)
+    assert reference_density(scene, generated_types(object())) == 2
+    assert reference_density(scene, generated_types(AllTypes())) == 3
+    for seed in range(5):
+        tokens, rest = token_request(scene, seed)
+        tokens_all, rest_all = token_request(scene, seed, AllTypes.agent_types)
+        assert len(tokens) == len(tokens_all) and len(tokens) + rest == 2 and rest_all == rest + 1

@@ -349,7 +349,10 @@ def test_bfloat16_unet_stays_close_to_float32_and_is_seeded(trained, road_scenes
     ckpt = trained[0]
     fp32 = ScenarioDiffusionGenerator.from_checkpoint(ckpt, precision="float32")
     bf16 = ScenarioDiffusionGenerator.from_checkpoint(ckpt, precision="bfloat16")
-    assert fp32.unet_dtype == torch.float32 and bf16.unet_dtype == torch.bfloat16
+    assert fp32.unet_dtype(32) == torch.float32 and bf16.unet_dtype(1) == torch.bfloat16
+    auto = ScenarioDiffusionGenerator.from_checkpoint(ckpt)  # bfloat16 only for batches, and only where native
+    assert auto.unet_dtype(1) == torch.float32
+    assert auto.unet_dtype(32) == (torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32)
     cfg = fp32.cfg
     x = torch.randn(2, cfg.latent_channels, cfg.latent_size, cfg.latent_size, generator=torch.Generator().manual_seed(0))
     maps = torch.zeros(2, cfg.map_channels, cfg.size_px, cfg.size_px)
