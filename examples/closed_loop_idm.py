@@ -9,7 +9,8 @@ generated vehicles drive with IDM from their generated state, and the ego drives
     .venv/bin/python examples/closed_loop_idm.py --generator diffusion --episodes 3
 
 Real maps come from a ScenarioNet folder (``--data``, default ../shared/data/scenarionet/dev); those files are
-pickles: use folders from a trusted source only. Without the folder the real-map part is skipped.
+pickles: use folders from a trusted source only. Without the folder the real-map part is skipped. With the diffusion
+generator, real maps use ``--real-checkpoint`` (default ``checkpoints/real``, fine-tuned on real scenes).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def main() -> None:
     p.add_argument("--max-steps", type=int, default=200, help="10 Hz steps per episode")
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "scenarionet" / "dev")
     p.add_argument("--out", type=Path, default=REPO / "outputs" / "examples" / "closed_loop_idm")
+    p.add_argument("--real-checkpoint", type=Path, default=REPO / "checkpoints" / "real",
+                   help="diffusion checkpoint for the real maps (default: checkpoints/real)")
     args = p.parse_args()
 
     results = {}
@@ -59,8 +62,10 @@ def main() -> None:
                               num_scenarios=args.episodes, horizon=args.max_steps)
     results["pg"] = run(pg, "pg", args.episodes, args.max_steps, args.out)
     if (args.data / "dataset_summary.pkl").exists():
-        real = ScenarioDiffusionRealEnv(generator=args.generator, actor_mode="idm", agent_policy=TrajectoryIDMPolicy,
-                                        data_directory=str(args.data), horizon=args.max_steps)
+        checkpoint = str(args.real_checkpoint) if args.generator == "diffusion" else None
+        real = ScenarioDiffusionRealEnv(generator=args.generator, checkpoint=checkpoint, actor_mode="idm",
+                                        agent_policy=TrajectoryIDMPolicy, data_directory=str(args.data),
+                                        horizon=args.max_steps)
         results["real"] = run(real, "real", args.episodes, args.max_steps, args.out)
     else:
         print(f"\nno ScenarioNet folder at {args.data}: skipping real maps (pass --data)")
