@@ -29,6 +29,14 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 AUTO_BFLOAT16_MIN_BATCH = 8
 
 
+def _cpu_has_native_bfloat16() -> bool:
+    """Whether oneDNN computes bfloat16 natively here (a private torch check: float32 if it ever goes away)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def denoiser_autocast_dtype(precision: str, device: str, batch: int) -> torch.dtype | None:
     """The dtype the U-Net runs in while sampling a batch of ``batch`` scenes: None for float32.
 
@@ -41,7 +49,7 @@ def denoiser_autocast_dtype(precision: str, device: str, batch: int) -> torch.dt
     if precision == "float32":
         return None
     if precision == "auto":
-        native = device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        native = device == "cpu" and _cpu_has_native_bfloat16()
         return torch.bfloat16 if native and batch >= AUTO_BFLOAT16_MIN_BATCH else None
     if device != "cpu":
         raise SdSimError(f"precision bfloat16 is for the CPU, not {device!r}")
