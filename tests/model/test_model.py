@@ -373,3 +373,15 @@ def test_bfloat16_unet_stays_close_to_float32_and_is_seeded(trained, road_scenes
         np.testing.assert_array_equal(x1.agents.trajectory, x2.agents.trajectory)
     with pytest.raises(SdSimError, match="precision 'half'"):
         ScenarioDiffusionGenerator.from_checkpoint(ckpt, precision="half")
+
+
+def test_auto_precision_is_float32_without_native_bfloat16(monkeypatch):
+    """``auto`` never emulates bfloat16: no native support (or no way to ask) means float32 at any batch."""
+    from sd_sim_plugin.model import pipeline
+
+    monkeypatch.setattr(pipeline, "_cpu_has_native_bfloat16", lambda: False)
+    assert pipeline.denoiser_autocast_dtype("auto", "cpu", 64) is None
+    monkeypatch.setattr(pipeline, "_cpu_has_native_bfloat16", lambda: True)
+    assert pipeline.denoiser_autocast_dtype("auto", "cpu", 64) == torch.bfloat16
+    assert pipeline.denoiser_autocast_dtype("auto", "cpu", pipeline.AUTO_BFLOAT16_MIN_BATCH - 1) is None
+    assert pipeline.denoiser_autocast_dtype("auto", "cuda", 64) is None
