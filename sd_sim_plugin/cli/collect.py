@@ -20,9 +20,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--source", choices=["pg", "scenarionet"], required=True)
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write (created; resumed if present)")
     p.add_argument("--seeds", help="PG map seeds A:B (B excluded), e.g. 0:300")
-    p.add_argument("--split", choices=["train", "eval"],
-                   help="a fixed split (sd_sim_plugin.data.splits): PG map seeds, or for ScenarioNet the files held "
-                        "out for evaluation (eval) or all others (train)")
+    p.add_argument("--split", choices=["train", "val", "eval"],
+                   help="a fixed split (sd_sim_plugin.data.splits): PG map seeds (train, val, eval), or for "
+                        "ScenarioNet the files held out for evaluation (eval) or all others (train)")
     p.add_argument("--data-dir", type=Path, help="ScenarioNet folder (searched recursively for *.pkl)")
     p.add_argument("--horizon-past", type=float, default=2.0, help="seconds of past (default 2)")
     p.add_argument("--horizon-future", type=float, default=2.0, help="seconds of future (default 2)")
@@ -32,13 +32,13 @@ def add_parser(subparsers) -> None:
                    help="seconds between window start times (default: PG 2, ScenarioNet 1)")
     p.add_argument("--others-per-t0", type=int, default=None,
                    help="windows centred on other vehicles per t0 beside the ego's (default: PG 6, ScenarioNet 0; "
-                        "0 for --split eval)")
+                        "0 for --split val and eval)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def _seeds(args: argparse.Namespace) -> tuple[int, ...]:
-    from sd_sim_plugin.data.splits import EVAL_PG_SEEDS, split_seeds
+    from sd_sim_plugin.data.splits import EVAL_PG_SEEDS, VAL_PG_SEEDS, split_seeds
 
     if args.seeds and args.split:
         raise SdSimError("give --seeds or --split, not both")
@@ -49,6 +49,8 @@ def _seeds(args: argparse.Namespace) -> tuple[int, ...]:
         seeds = tuple(range(int(m.group(1)), int(m.group(2))))
         if args.split is None and set(seeds) & set(EVAL_PG_SEEDS):
             raise SdSimError(f"--seeds {args.seeds} overlaps the reserved evaluation seeds; use --split eval")
+        if args.split is None and set(seeds) & set(VAL_PG_SEEDS):
+            raise SdSimError(f"--seeds {args.seeds} overlaps the reserved validation seeds; use --split val")
         return seeds
     return split_seeds(args.split or "train")
 
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if args.data_dir:
             raise SdSimError("--data-dir is for --source scenarionet")
         seeds = _seeds(args)
-        others = args.others_per_t0 if args.others_per_t0 is not None else (0 if args.split == "eval" else 6)
+        others = args.others_per_t0 if args.others_per_t0 is not None else (0 if args.split in ("val", "eval") else 6)
         pg = PGConfig(episode_s=args.episode_s, others_per_t0=others,
                       window_stride_s=args.window_stride_s if args.window_stride_s is not None else 2.0)
         config = {"source": "pg", "horizon": horizon.to_dict(), "window": window.to_dict(), "pg": pg.to_dict(),
@@ -85,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
         if args.seeds:
             raise SdSimError("--seeds is for --source pg")
+        if args.split == "val":
+            raise SdSimError("--split val is for --source pg; ScenarioNet scenes are split into train and eval")
         if args.data_dir is None:
             raise SdSimError("--source scenarionet needs --data-dir")
         others = args.others_per_t0 if args.others_per_t0 is not None else 0

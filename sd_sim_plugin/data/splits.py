@@ -1,4 +1,4 @@
-"""Fixed splits: PG map seeds and development ScenarioNet scenes reserved here, in code, for evaluation only.
+"""Fixed splits: PG map seeds and development ScenarioNet scenes reserved here, in code, for validation and evaluation.
 
 Every consumer (collection, training, evaluation, benchmarks) imports these instead of choosing its own.
 """
@@ -9,8 +9,11 @@ from pathlib import Path
 
 # Held-out evaluation maps: 50 seeds in their own range, far from the training range.
 EVAL_PG_SEEDS: tuple[int, ...] = tuple(range(100_000, 100_050))
+# Validation maps, for choices made while developing (steps, decoding settings), so that the evaluation maps are
+# only ever measured, never chosen on: 20 seeds in their own range.
+VAL_PG_SEEDS: tuple[int, ...] = tuple(range(99_000, 99_020))
 # Training maps are drawn from this range, in order; the default collection uses the first DEFAULT_TRAIN_MAPS.
-TRAIN_PG_SEED_RANGE: range = range(0, 100_000)
+TRAIN_PG_SEED_RANGE: range = range(0, 99_000)
 DEFAULT_TRAIN_MAPS = 220
 # A few training seeds for quick tests and development runs.
 DEV_PG_SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -22,12 +25,14 @@ def train_pg_seeds(count: int = DEFAULT_TRAIN_MAPS) -> tuple[int, ...]:
 
 
 def split_seeds(split: str) -> tuple[int, ...]:
-    """Map seeds of a named split: ``train`` (default count) or ``eval``."""
+    """Map seeds of a named split: ``train`` (default count), ``val`` or ``eval``."""
     if split == "train":
         return train_pg_seeds()
+    if split == "val":
+        return VAL_PG_SEEDS
     if split == "eval":
         return EVAL_PG_SEEDS
-    raise ValueError(f"unknown split {split!r}: use 'train' or 'eval'")
+    raise ValueError(f"unknown split {split!r}: use 'train', 'val' or 'eval'")
 
 
 # Development ScenarioNet scenes (../shared/data/scenarionet/dev) held out of training: the real-scene evaluation
@@ -51,3 +56,4 @@ def split_scene_files(files: list[Path], split: str) -> list[Path]:
 
 
 assert not set(EVAL_PG_SEEDS) & set(TRAIN_PG_SEED_RANGE), "evaluation seeds must be disjoint from training seeds"
+assert not set(VAL_PG_SEEDS) & (set(TRAIN_PG_SEED_RANGE) | set(EVAL_PG_SEEDS)), "validation seeds must be their own"

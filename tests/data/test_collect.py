@@ -62,6 +62,10 @@ def test_corrupt_scenarionet_file_is_named_skipped_counted(dev_data_dir, tmp_pat
 
 @pytest.mark.parametrize("args, message", [
     (["--source", "pg", "--seeds", "100000:100002"], "evaluation seeds"),
+    (["--source", "pg", "--seeds", "98990:99001"], "validation seeds"),
+    (["--source", "scenarionet", "--data-dir", "/nonexistent/dir", "--split", "val"], "--split val is for"),
+    (["--source", "scenarionet", "--data-dir", "/nonexistent/dir", "--split", "eval", "--others-per-t0", "2"],
+     "centred on the logged ego only"),
     (["--source", "pg", "--seeds", "5:2"], "A < B"),
     (["--source", "scenarionet"], "needs --data-dir"),
     (["--source", "scenarionet", "--data-dir", "/nonexistent/dir"], "no such ScenarioNet folder"),
@@ -71,3 +75,14 @@ def test_bad_input_is_one_line(tmp_path, capsys, args, message):
     assert main(["collect", *args, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_splits_are_disjoint_and_named():
+    """Training, validation and evaluation PG seeds never overlap; each split name gives its own seeds."""
+    from sd_sim_plugin.data.splits import EVAL_PG_SEEDS, VAL_PG_SEEDS, split_seeds
+
+    train, val, test = (set(split_seeds(n)) for n in ("train", "val", "eval"))
+    assert val == set(VAL_PG_SEEDS) and test == set(EVAL_PG_SEEDS)
+    assert not (train & val or train & test or val & test)
+    with pytest.raises(ValueError, match="'train', 'val' or 'eval'"):
+        split_seeds("test")
