@@ -4,8 +4,8 @@ Per scene, timed end to end: map raster, map encoding, EDM sampling (the checkpo
 peak picking, overlap removal, ``Scene`` objects. Maps: ego-frame PG maps around the ego's spawn pose (held-out eval
 seeds). Baselines in the same run: the paper's reported ~1 s per scene on a GPU, and MetaDrive's own way of getting
 traffic on a map, ``env.reset()`` of a ``MetaDriveEnv`` with traffic (median over resets of the same maps).
-Each ``--precision`` (default: float32, the in-run baseline, then auto = bfloat16 where the CPU has it) is measured
-and compared with the first. Run: ``.venv/bin/python -m benchmarks.model [--checkpoint DIR] [--threads 2]``.
+The in-run baseline is the float32 U-Net run as a module (not traced); then each ``--precision`` (default: float32,
+traced, then auto = bfloat16 for batches where the CPU has it) is measured and compared with it. Run: ``.venv/bin/python -m benchmarks.model [--checkpoint DIR] [--threads 2]``.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--precision", default="float32,auto",
-                        help="U-Net precisions to measure, comma-separated; the first is the in-run baseline")
+                        help="U-Net precisions to measure, comma-separated (float32 also untraced first: the in-run "
+                             "baseline)")
+    parser.add_argument("--no-eager", action="store_true", help="skip the untraced float32 baseline")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from sd_sim_plugin.model.pipeline import PRECISIONS, ScenarioDiffusionGenerator
@@ -71,18 +73,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"checkpoint {args.checkpoint}, threads {args.threads}, load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores; MetaDrive traffic reset (same maps): median {reset * 1000:.1f} ms")
     first = None
-    for precision in precisions:
-        gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint, precision=precision)
+    runs = [(p, True) for p in precisions]
+    if "float32" in precisions and not args.no_eager:  # the module without tracing: the in-run baseline
+        runs.insert(0, ("float32", False))
+    for precision, trace in runs:
+        gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint, precision=precision, trace_unet=trace)
         lat, rate, lines = _measure(gen, maps, args.repeats)
         dtypes = "/".join(str(gen.unet_dtype(b)).removeprefix("torch.") for b in (1, 32))
-        print(f"\nprecision {precision} (U-Net in {dtypes} at batch 1/32), "
+        print(f"\nprecision {precision}{'' if trace else ', U-Net not traced'} (U-Net in {dtypes} at batch 1/32), "
               f"{gen.cfg.sampler_steps} {gen.cfg.sampler} steps")
         print("\n".join(lines))
         print(f"ratios: paper ~1 s/scene on a GPU / ours batch 1 = {PAPER_S_PER_SCENE / lat:.1f}x, batch 32 = "
               f"{PAPER_S_PER_SCENE * rate:.1f}x; MetaDrive reset / ours batch 1 = {reset / lat:.2f}x, batch 32 = "
               f"{reset * rate:.2f}x")
         if first is None:
-            first = (precision, lat, rate)
+            first = (precision + ("" if trace else " untraced"), lat, rate)
         else:
             print(f"against {first[0]} in this run: batch 1 latency x{lat / first[1]:.2f}, "
                   f"batch 32 throughput x{rate / first[2]:.2f}")

@@ -12,7 +12,7 @@ from sd_sim_plugin.model.boxes import proposals_to_agents
 from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, load_weights
 from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import expected_count
-from sd_sim_plugin.model.denoiser import LatentDenoiser
+from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
 from sd_sim_plugin.model.edm import karras_sigmas, sample
 from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
 from sd_sim_plugin.errors import SdSimError
@@ -63,11 +63,12 @@ class ScenarioDiffusionGenerator:
     agent_types = (AgentType.VEHICLE, AgentType.PEDESTRIAN, AgentType.CYCLIST)  # its global token counts them all
 
     def __init__(self, cfg: ModelConfig, autoencoder: AgentAutoencoder, denoiser: LatentDenoiser,
-                 device: str = "cpu", precision: str = "auto") -> None:
+                 device: str = "cpu", precision: str = "auto", trace_unet: bool = True) -> None:
         self.cfg = cfg
         self.device = device
         self.precision = precision
         denoiser_autocast_dtype(precision, device, 1)  # checks the name now, not at the first scene
+        self._traced = None if trace_unet else False  # False: run the module (see _traced_unet)
         self.autoencoder = autoencoder.to(device).eval()
         self.denoiser = denoiser.to(device).eval()
         self.raster = RasterConfig(cfg.size_px, cfg.resolution_m)
@@ -76,17 +77,18 @@ class ScenarioDiffusionGenerator:
         self._std = torch.tensor(cfg.latent_std, device=device).view(1, -1, 1, 1)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", precision: str = "auto"
-                        ) -> ScenarioDiffusionGenerator:
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", precision: str = "auto",
+                        trace_unet: bool = True) -> ScenarioDiffusionGenerator:
         """Load a trained checkpoint folder (config.json + both stages' safetensors weights).
 
-        ``precision``: the U-Net's dtype while sampling (:func:`denoiser_autocast_dtype`)."""
+        ``precision``: the U-Net's dtype while sampling (:func:`denoiser_autocast_dtype`); ``trace_unet``: run
+        float32 sampling on the CPU through the traced U-Net (:func:`traced_unet`)."""
         cfg, _ = load_config(path)
         if not cfg.latent_mean or len(cfg.latent_mean) != cfg.latent_channels:
             raise SdSimError(f"{Path(path) / 'config.json'}: no latent statistics; the diffusion stage was not trained")
         ae = load_weights(AgentAutoencoder(cfg), Path(path) / WEIGHT_FILES["autoencoder"])
         net = load_weights(LatentDenoiser(cfg), Path(path) / WEIGHT_FILES["denoiser"])
-        return cls(cfg, ae, net, device=device, precision=precision)
+        return cls(cfg, ae, net, device=device, precision=precision, trace_unet=trace_unet)
 
     @torch.inference_mode()
     def sample_agents(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
@@ -117,15 +119,30 @@ class ScenarioDiffusionGenerator:
         return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None)
                 for p, w, c in zip(proposals, wanted, counts)]
 
+    def _traced_unet(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
+        """The U-Net traced and frozen once, on the first batch's shapes (any batch size and token count after);
+        None (the module itself) where tracing fails."""
+        if self._traced is None:
+            b, c = condition.shape[:2]
+            sample = torch.zeros(b, self.cfg.latent_channels + c, *condition.shape[2:])
+            try:
+                self._traced = traced_unet(self.denoiser, (sample, torch.zeros(b), tokens, tmask.float()))
+            except Exception:  # noqa: BLE001 - tracing is an optimisation; a torch without it runs the module
+                self._traced = False
+        return self._traced or None
+
     def unet_dtype(self, batch: int = 1) -> torch.dtype:
         """The dtype the U-Net samples a batch of ``batch`` scenes in."""
         return denoiser_autocast_dtype(self.precision, self.device, batch) or torch.float32
 
     def _denoise(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
-        """The sampler's denoiser: the U-Net in the chosen precision; the solver's arithmetic stays float32."""
+        """The sampler's denoiser: the U-Net in the chosen precision; the solver's arithmetic stays float32.
+
+        In float32 on the CPU the U-Net runs as a traced graph (:func:`traced_unet`, made at the first call)."""
         dtype = denoiser_autocast_dtype(self.precision, self.device, len(condition))
         if dtype is None:
-            return lambda x, s: self.denoiser(x, s, condition, tokens, tmask)
+            unet = self._traced_unet(condition, tokens, tmask) if self.device == "cpu" else None
+            return lambda x, s: self.denoiser(x, s, condition, tokens, tmask, unet=unet)
 
         def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             with torch.autocast(self.device, dtype=dtype):

@@ -385,3 +385,25 @@ def test_auto_precision_is_float32_without_native_bfloat16(monkeypatch):
     assert pipeline.denoiser_autocast_dtype("auto", "cpu", 64) == torch.bfloat16
     assert pipeline.denoiser_autocast_dtype("auto", "cpu", pipeline.AUTO_BFLOAT16_MIN_BATCH - 1) is None
     assert pipeline.denoiser_autocast_dtype("auto", "cuda", 64) is None
+
+
+def test_traced_unet_gives_the_eager_outputs_for_any_batch_and_token_count(trained):
+    """The traced, frozen U-Net used in float32 sampling computes what the module does, beyond its example shapes."""
+    from sd_sim_plugin.model.denoiser import traced_unet
+
+    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0], precision="float32")
+    net, cfg = gen.denoiser, gen.cfg
+    rng = torch.Generator().manual_seed(0)
+
+    def inputs(b: int, n: int) -> tuple[torch.Tensor, ...]:
+        mask = torch.ones(b, n)
+        mask[0, n // 2:] = 0.0
+        channels = net.unet.config.in_channels
+        return (torch.randn(b, channels, cfg.latent_size, cfg.latent_size, generator=rng), torch.rand(b, generator=rng),
+                torch.randn(b, n, cfg.token_dim, generator=rng), mask)
+
+    with torch.inference_mode():
+        traced = traced_unet(net, inputs(1, 3))
+        for b, n in ((1, 3), (4, 6), (2, 1)):
+            args = inputs(b, n)
+            torch.testing.assert_close(traced(*args), net.unet_call(*args), atol=1e-4, rtol=1e-4)
