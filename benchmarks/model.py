@@ -5,7 +5,9 @@ peak picking, overlap removal, ``Scene`` objects. Maps: ego-frame PG maps around
 seeds). Baselines in the same run: the paper's reported ~1 s per scene on a GPU, and MetaDrive's own way of getting
 traffic on a map, ``env.reset()`` of a ``MetaDriveEnv`` with traffic (median over resets of the same maps).
 The in-run baseline is the float32 U-Net run as a module (not traced); then each ``--precision`` (default: float32,
-traced, then auto = bfloat16 for batches where the CPU has it) is measured and compared with it. Run: ``.venv/bin/python -m benchmarks.model [--checkpoint DIR] [--threads 2]``.
+traced, then auto = bfloat16 for batches where the CPU has it) is measured and compared with it; then one U-Net
+evaluation alone at batch 1, 8, 16 and 32 (module, traced, bfloat16 autocast), which is what sets
+``AUTO_BFLOAT16_MIN_BATCH``. Run: ``.venv/bin/python -m benchmarks.model [--checkpoint DIR] [--threads 2]``.
 """
 
 from __future__ import annotations
@@ -91,6 +93,38 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"against {first[0]} in this run: batch 1 latency x{lat / first[1]:.2f}, "
                   f"batch 32 throughput x{rate / first[2]:.2f}")
+    _unet_only(ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint, precision="float32"))
+
+
+def _unet_only(gen) -> None:
+    """Median ms of one U-Net evaluation per batch size: module, traced, bfloat16 autocast (module)."""
+    from sd_sim_plugin.model.denoiser import traced_unet
+
+    net, cfg = gen.denoiser, gen.cfg
+    channels, tokens = net.unet.config.in_channels, 6
+    print("\none U-Net evaluation, median ms (module / traced / bfloat16 autocast):")
+    with torch.inference_mode():
+        for b in (1, 8, 16, 32):
+            args = (torch.randn(b, channels, cfg.latent_size, cfg.latent_size), torch.rand(b),
+                    torch.randn(b, tokens, cfg.token_dim), torch.ones(b, tokens))
+            traced = traced_unet(net, args)
+
+            def bf16(*a):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return net.unet_call(*a)
+            times = [_median_ms(f, args) for f in (net.unet_call, traced, bf16)]
+            print(f"batch {b:2d}: " + " / ".join(f"{t:.1f}" for t in times))
+
+
+def _median_ms(fn, args: tuple, repeats: int = 15) -> float:
+    for _ in range(3):
+        fn(*args)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
 
 
 def _measure(gen, maps: list, repeats: int) -> tuple[float, float, list[str]]:
@@ -113,7 +147,8 @@ def _measure(gen, maps: list, repeats: int) -> tuple[float, float, list[str]]:
         batch_cpu.append(time.process_time() - c)
     lat = statistics.median(single)
     rate = 32 / statistics.median(batch)
-    lines = [f"batch 1 : median {lat * 1000:.1f} ms/scene wall (p90 {sorted(single)[int(0.9 * len(single))] * 1000:.1f}),"
+    p90 = sorted(single)[int(0.9 * len(single))]
+    lines = [f"batch 1 : median {lat * 1000:.1f} ms/scene wall (p90 {p90 * 1000:.1f}),"
              f" CPU {statistics.median(single_cpu) * 1000:.1f} ms  [goal <= 100 ms]",
              f"batch 32: {rate:.1f} scenes/s wall ({statistics.median(batch) / 32 * 1000:.1f} ms/scene), CPU "
              f"{statistics.median(batch_cpu) / 32 * 1000:.1f} ms/scene  [goal >= 50 scenes/s]"]

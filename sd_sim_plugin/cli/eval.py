@@ -26,8 +26,8 @@ def add_parser(subparsers) -> None:
                         "checkpoint in DIR as its own generator (several checkpoints side by side)")
     p.add_argument("--checkpoint", type=Path, help="diffusion checkpoint folder (default: checkpoints/default)")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
-                   help="diffusion: the U-Net's dtype while sampling (default auto: float32 here, as scenes are generated "
-                        "one at a time; bfloat16 forces it)")
+                   help="diffusion: the U-Net's dtype while sampling (default auto: float32 here, as scenes are "
+                        "generated one at a time; bfloat16 forces it)")
     p.add_argument("--data", type=Path, action="append", required=True,
                    help="dataset folder of reference scenes (from `sd-sim collect`); repeat for several sets")
     p.add_argument("--out", type=Path, required=True, help="report folder (created)")

@@ -29,8 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="fine-tune: start this stage from another checkpoint's weights (stage 2 also keeps its latent "
                         "statistics and recipe, and refits the count model on --data)")
     p.add_argument("--timestep-scale", type=float, default=1.0,
-                   help="factor on the EDM noise conditioning ln(sigma)/4 given to the U-Net as its timestep, for a new "
-                        "stage 2 (diffusers' time embedding expects 0..1000; 1 = the shipped checkpoint's recipe)")
+                   help="factor on the EDM noise conditioning ln(sigma)/4 given to the U-Net as its timestep, for a "
+                        "new stage 2 (diffusers' time embedding expects 0..1000; 1 = the shipped checkpoint's recipe)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)
@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             cfg = cfg.for_new_denoiser(timestep_scale=args.timestep_scale)
     else:
         cfg = ModelConfig()
-    train = concatenate([cached_arrays(d, cfg) for d in args.data])
+    loaded = {d: cached_arrays(d, cfg) for d in dict.fromkeys(args.data)}  # a repeated folder is read once
+    train = concatenate([loaded[d] for d in args.data])
     val = cached_arrays(args.val, cfg) if args.val else None
     opts = TrainOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, resume=args.resume,
                         device=pick_device(args.device), eval_every=args.eval_every, save_every_s=args.save_every,

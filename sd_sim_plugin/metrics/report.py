@@ -49,7 +49,8 @@ def set_section(name: str, info: dict, results: dict[str, dict], reference: dict
     if skipped:
         out.append("")
     gens = list(results)
-    out += ["### Realism against the reference (density = the reference's count of the agent types the generator makes)", "",
+    out += ["### Realism against the reference (density = the reference's count of the agent types the generator "
+            "makes)", "",
             "Per-scene MMD (Gaussian kernel, TrafficGen estimator) averaged over scenes, and JSD of pooled histograms "
             "(lower is better; 0 = identical). Count r: Pearson correlation of generated and reference vehicles per "
             "scene.", ""]
@@ -72,8 +73,8 @@ def set_section(name: str, info: dict, results: dict[str, dict], reference: dict
     def own(label: str, s: dict) -> list[str]:
         c, k, col = s["compliance"], s["kinematic_violation_rate"], s["collision_rate"]
         return [label, _pct(c["drivable_fraction"]), _f(c["heading_gap_mean_deg"], 2),
-                _f(c["heading_gap_median_deg"], 2), _pct(col["t0"]), _pct(col["trajectory"]), _pct(col["ego_t0"]), _pct(k["acceleration"]),
-                _pct(k["yaw_rate"]), _pct(k["any"])]
+                _f(c["heading_gap_median_deg"], 2), _pct(col["t0"]), _pct(col["trajectory"]), _pct(col["ego_t0"]),
+                _pct(k["acceleration"]), _pct(k["yaw_rate"]), _pct(k["any"])]
 
     rows = [own("**reference**", reference)] + [own(f"`{g}`", results[g]["generated"]) for g in gens]
     out += [_table(header, rows), ""]

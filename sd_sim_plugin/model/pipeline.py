@@ -1,4 +1,4 @@
-"""``ScenarioDiffusionGenerator``: map in -> BEV raster -> latent sampling -> decoding -> agents, behind ``Generator``."""
+"""``ScenarioDiffusionGenerator``: map -> BEV raster -> latent sampling -> decoding -> agents, behind ``Generator``."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, S
 
 DEFAULT_EGO_SIZE = (4.5, 1.9)  # length, width used when the caller gives no ego
 PRECISIONS = ("auto", "float32", "bfloat16")
-# Below this batch, bfloat16 is no faster on the 2-core benchmark machine (the casts cost what the matmuls save):
-# U-Net evaluation at batch 1 took 13 ms in float32 and 19 ms under bfloat16 autocast; at 8, 35 vs 30 ms; at 32,
-# 131 vs 80 ms.
-AUTO_BFLOAT16_MIN_BATCH = 8
+# Below this batch the traced float32 U-Net is faster than bfloat16 autocast on the 2-core benchmark machine
+# (`python -m benchmarks.model`, one evaluation, three runs): batch 8 17.8-20.9 ms traced vs 21.7-24.9 ms bfloat16;
+# batch 16 32.2-38.0 vs 26.9-32.7; batch 32 66.8-75.4 vs 52.3-62.6.
+AUTO_BFLOAT16_MIN_BATCH = 16
 
 
 def _cpu_has_native_bfloat16() -> bool:
@@ -179,7 +179,8 @@ class ScenarioDiffusionGenerator:
             a.ids = [f"gen_{j}" for j in range(len(a))]
             scenes.append(Scene(map=map, agents=a, horizon=self.horizon, ego_index=-1,
                                 meta={"generator": self.name, "seed": int(seed), "index": i,
-                                      "density": density, "extra_agents": None if counts[i] == UNSET else int(counts[i]),
+                                      "density": density,
+                                      "extra_agents": None if counts[i] == UNSET else int(counts[i]),
                                       "num_tokens": len(tokens)}))
         return scenes
 

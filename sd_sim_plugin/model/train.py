@@ -271,7 +271,9 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         raise SdSimError(f"{out}: no trained autoencoder in this checkpoint; run --stage autoencoder first")
     fine_tune = opts.init is not None and not opts.resume
     if fine_tune:  # the starting denoiser's latent statistics and recipe, with this folder's autoencoder
-        cfg, _ = load_config(opts.init)
+        cfg, init_record = load_config(opts.init)
+        if "diffusion" not in init_record or not cfg.latent_mean:
+            raise SdSimError(f"{opts.init}: no trained diffusion stage to fine-tune from (--init)")
         cfg = replace(cfg, count_coefficients=fit_count_model(train))
     elif not opts.resume:
         cfg = cfg.for_new_denoiser(timestep_scale=timestep_scale)
@@ -355,6 +357,7 @@ def generation_scores(generator, data: TrainingArrays, idx: np.ndarray) -> dict[
 def _training_record(trainer: _Trainer, opts: TrainOptions, train: TrainingArrays) -> dict:
     """What a checkpoint's config.json records about the stage that made it."""
     return {"steps": trainer.step, "batch_size": opts.batch_size, "seed": opts.seed, "train_windows": len(train),
-            "data": list(train.sources) or [str(train.folder)], "train_time_s": round(trainer.elapsed_s), "threads": torch.get_num_threads(),
+            "data": list(train.sources) or [str(train.folder)], "train_time_s": round(trainer.elapsed_s),
+            "threads": torch.get_num_threads(),
             "last_eval": trainer.history[-1] if trainer.history else {},
             **({"init": str(opts.init)} if opts.init is not None else {})}

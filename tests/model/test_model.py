@@ -168,8 +168,8 @@ def test_token_raster_marks_each_token_in_its_output_cell(road_scenes, tiny_conf
     grid = latent_position_grid(cfg)
     corner = (cfg.size_px * cfg.resolution_m / 2) * (1 - 1 / cfg.latent_size)  # front-left latent cell centre
     front_left = AgentToken(x=corner, y=corner, heading=0.0, length=4.0, width=2.0, speed=0.0, future_speed=0.0)
-    np.testing.assert_allclose(grid[:, 0, 0].numpy(), agent_token_features([front_left], TokenLayout())[0, :POSITION_DIM],
-                               atol=1e-6)
+    expected = agent_token_features([front_left], TokenLayout())[0, :POSITION_DIM]
+    np.testing.assert_allclose(grid[:, 0, 0].numpy(), expected, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -330,6 +330,8 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
     out = tmp_path / "fine_tuned"
     opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=ckpt)
     train_autoencoder(arrays, None, out, opts)
+    with pytest.raises(SdSimError, match="no trained diffusion stage to fine-tune from"):
+        train_diffusion(arrays, None, out, replace(opts, init=out))  # stage 1 only: nothing to start stage 2 from
     train_diffusion(arrays, None, out, opts)
     for name in WEIGHT_FILES.values():  # one step at lr 1e-9: still the starting weights, not a fresh network
         start, tuned = load_tensors(ckpt / name), load_tensors(out / name)
@@ -354,7 +356,8 @@ def test_bfloat16_unet_stays_close_to_float32_and_is_seeded(trained, road_scenes
     assert auto.unet_dtype(1) == torch.float32
     assert auto.unet_dtype(32) == (torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32)
     cfg = fp32.cfg
-    x = torch.randn(2, cfg.latent_channels, cfg.latent_size, cfg.latent_size, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, cfg.latent_channels, cfg.latent_size, cfg.latent_size,
+                    generator=torch.Generator().manual_seed(0))
     maps = torch.zeros(2, cfg.map_channels, cfg.size_px, cfg.size_px)
     feats, mask = torch.zeros(2, 1, cfg.tokens.agent_dim), torch.zeros(2, 1, dtype=torch.bool)
     with torch.inference_mode():
