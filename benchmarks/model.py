@@ -7,7 +7,8 @@ traffic on a map, ``env.reset()`` of a ``MetaDriveEnv`` with traffic (median ove
 The in-run baseline is the float32 U-Net run as a module (not traced); then each ``--precision`` (default: float32,
 traced, then auto = bfloat16 for batches where the CPU has it) is measured and compared with it; then one U-Net
 evaluation alone at batch 1, 8, 16 and 32 (module, traced, bfloat16 autocast), which is what sets
-``AUTO_BFLOAT16_MIN_BATCH``. Run: ``.venv/bin/python -m benchmarks.model [--checkpoint DIR] [--threads 2]``.
+``AUTO_BFLOAT16_MIN_BATCH``. A checkpoint with classifier-free guidance is also measured without it (its cost).
+Run: ``.venv/bin/python -m benchmarks.model [--checkpoint DIR] [--threads 2]``.
 """
 
 from __future__ import annotations
@@ -75,21 +76,28 @@ def main(argv: list[str] | None = None) -> None:
     print(f"checkpoint {args.checkpoint}, threads {args.threads}, load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores; MetaDrive traffic reset (same maps): median {reset * 1000:.1f} ms")
     first = None
-    runs = [(p, True) for p in precisions]
+    runs = [(p, True, None) for p in precisions]
     if "float32" in precisions and not args.no_eager:  # the module without tracing: the in-run baseline
-        runs.insert(0, ("float32", False))
-    for precision, trace in runs:
-        gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint, precision=precision, trace_unet=trace)
+        runs.insert(0, ("float32", False, None))
+    if ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint).cfg.guidance_scale != 1.0:
+        runs += [(p, True, 1.0) for p in precisions]  # what the checkpoint's guidance costs
+    for precision, trace, guidance in runs:
+        gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint, precision=precision, trace_unet=trace,
+                                                         guidance_scale=guidance)
         lat, rate, lines = _measure(gen, maps, args.repeats)
         dtypes = "/".join(str(gen.unet_dtype(b)).removeprefix("torch.") for b in (1, 32))
+        cfg = gen.cfg
+        guided = (f"guidance {cfg.guidance_scale:g} at sigma in ({cfg.guidance_interval[0]:g}, "
+                  f"{cfg.guidance_interval[1]:g}]" if cfg.guidance_scale != 1.0 else "no guidance")
         print(f"\nprecision {precision}{'' if trace else ', U-Net not traced'} (U-Net in {dtypes} at batch 1/32), "
-              f"{gen.cfg.sampler_steps} {gen.cfg.sampler} steps")
+              f"{cfg.sampler_steps} {cfg.sampler} steps, {guided}")
         print("\n".join(lines))
         print(f"ratios: paper ~1 s/scene on a GPU / ours batch 1 = {PAPER_S_PER_SCENE / lat:.1f}x, batch 32 = "
               f"{PAPER_S_PER_SCENE * rate:.1f}x; MetaDrive reset / ours batch 1 = {reset / lat:.2f}x, batch 32 = "
               f"{reset * rate:.2f}x")
         if first is None:
-            first = (precision + ("" if trace else " untraced"), lat, rate)
+            first = (precision + ("" if trace else " untraced") + ("" if guidance is None else ", no guidance"), lat,
+                     rate)
         else:
             print(f"against {first[0]} in this run: batch 1 latency x{lat / first[1]:.2f}, "
                   f"batch 32 throughput x{rate / first[2]:.2f}")

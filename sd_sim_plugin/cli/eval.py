@@ -28,6 +28,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
                    help="diffusion: the U-Net's dtype while sampling (default auto: float32 here, as scenes are "
                         "generated one at a time; bfloat16 forces it)")
+    p.add_argument("--guidance", type=float, metavar="SCALE",
+                   help="diffusion: classifier-free guidance scale on the global scene token for every diffusion "
+                        "generator (1 = off; default: each checkpoint's own)")
     p.add_argument("--data", type=Path, action="append", required=True,
                    help="dataset folder of reference scenes (from `sd-sim collect`); repeat for several sets")
     p.add_argument("--out", type=Path, required=True, help="report folder (created)")
@@ -63,7 +66,8 @@ def _generator_specs(text: str, checkpoint: Path | None) -> dict[str, Path | Non
     return specs
 
 
-def _make(name: str, eval_set, checkpoint: Path | None, seed: int, precision: str | None = None):
+def _make(name: str, eval_set, checkpoint: Path | None, seed: int, precision: str | None = None,
+          guidance: float | None = None):
     """The generator ``name`` set up for ``eval_set``, or (None, reason) when it cannot run there."""
     from sd_sim_plugin.generators.registry import make_generator
 
@@ -76,7 +80,7 @@ def _make(name: str, eval_set, checkpoint: Path | None, seed: int, precision: st
         if not eval_set.is_pg:
             return None, "MetaDrive traffic exists on PG maps only"
         return make_generator("metadrive", scenes=eval_set.scenes, horizon=horizon, episode_seed=seed), None
-    return make_generator(name, checkpoint=checkpoint, precision=precision), None
+    return make_generator(name, checkpoint=checkpoint, precision=precision, guidance=guidance), None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         raise SdSimError("--checkpoint is for the diffusion generator")
     if args.precision is not None and not any(n.startswith("diffusion") for n in names):
         raise SdSimError("--precision is for the diffusion generator")
+    if args.guidance is not None and not any(n.startswith("diffusion") for n in names):
+        raise SdSimError("--guidance is for the diffusion generator")
     set_names = [d.name for d in args.data]
     sets = [harness.load_eval_set(d, args.limit, name=n if set_names.count(n) == 1 else f"{n}_{i}")
             for i, (d, n) in enumerate(zip(args.data, set_names))]
@@ -107,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     all_metrics: dict = {"settings": {"generators": names, "seed": args.seed, "limit": args.limit,
                                       "checkpoint": str(args.checkpoint) if args.checkpoint else None,
                                       "checkpoints": {n: str(c) for n, c in specs.items() if c is not None},
-                                      "precision": args.precision,
+                                      "precision": args.precision, "guidance": args.guidance,
                                       "command": command}, "sets": {}}
     sections = []
     started = time.perf_counter()
@@ -118,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         results, skipped, results_obj = {}, {}, {}
         for name, checkpoint in specs.items():
             base = name.partition("@")[0]
-            generator, why = _make(base, eval_set, checkpoint, args.seed, args.precision)
+            generator, why = _make(base, eval_set, checkpoint, args.seed, args.precision,
+                                   args.guidance)
             if generator is None:
                 skipped[name] = why
                 continue
@@ -129,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
             extra = {}
             if base == "diffusion" and generator.unet_dtype(1) != torch.float32:  # eval generates one at a time
                 extra["unet_dtype"] = str(generator.unet_dtype(1))
+            if base == "diffusion" and args.guidance is not None:
+                extra["guidance"] = args.guidance
             types = harness.generated_types(generator)
             if types != (AgentType.VEHICLE,):
                 extra["density_types"] = [int(t) for t in types]

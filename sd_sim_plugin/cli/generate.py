@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-n", "--count", type=int, default=8, help="number of scenes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", type=Path, help="checkpoint folder (default: checkpoints/default)")
+    p.add_argument("--guidance", type=float, metavar="SCALE",
+                   help="classifier-free guidance scale on the global scene token (1 = off; default: the "
+                        "checkpoint's)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--no-png", action="store_true", help="write only the .npz scene files")
     p.set_defaults(func=run)
@@ -117,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     from sd_sim_plugin.scene.io import save_scene
 
     torch.set_num_threads(2)
-    generator = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT)
+    generator = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT,
+                                                               guidance_scale=args.guidance)
     geometry, ego = pg_map(int(value)) if kind == "pg" else scenarionet_map(value)
     scenes = generator.generate(geometry, ego=ego, agent_tokens=tokens, density=args.density, seed=args.seed,
                                 count=args.count)

@@ -18,7 +18,7 @@ def make_generator(name: str, **options) -> Generator:
     - ``log`` / ``log-random``: :class:`LogGenerator` (``scenes``: the reference scenes);
     - ``metadrive``: :class:`MetaDriveTrafficGenerator` (``traffic_density``, ``horizon``, ...; PG maps only);
     - ``diffusion``: ``ScenarioDiffusionGenerator.from_checkpoint(options["checkpoint"] or DEFAULT_CHECKPOINT,
-      precision=options["precision"] or "auto")``.
+      precision=options["precision"] or "auto", guidance_scale=options["guidance"])`` (None: the checkpoint's).
     """
     if name == "lane":
         from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
@@ -36,5 +36,6 @@ def make_generator(name: str, **options) -> Generator:
         from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
 
         return ScenarioDiffusionGenerator.from_checkpoint(options.get("checkpoint") or DEFAULT_CHECKPOINT,
-                                                          precision=options.get("precision") or "auto")
+                                                          precision=options.get("precision") or "auto",
+                                                          guidance_scale=options.get("guidance"))
     raise SdSimError(f"unknown generator {name!r}; valid names: {', '.join(GENERATOR_NAMES)}")

@@ -11,7 +11,7 @@ from sd_sim_plugin.scene.types import Horizon
 
 FORMAT_VERSION = 1
 STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean", "p_std", "tokens", "sampler",
-                 "sampler_steps")
+                 "sampler_steps", "guidance_scale", "guidance_interval")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,11 @@ class ModelConfig:
     overlap_scale: float = 1.15  # boxes scaled by this for overlap removal (>1 also removes near-duplicates)
     sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m (model/edm.py); chosen by measurement (docs/model.md)
     sampler_steps: int = 6
+    # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
+    # applied only at sampler noise levels in (low, high] (docs/model.md). 1.0 = off, what new checkpoints start
+    # with; the shipped checkpoint sets its own value, chosen on validation maps.
+    guidance_scale: float = 1.0
+    guidance_interval: tuple[float, float] = (1.0, 10.0)
     # Training noise levels: log(sigma) ~ N(p_mean, p_std^2). EDM's image default (-1.2, 1.2) puts 1% of samples above
     # sigma = 5, yet which agents exist is decided between sigma ~2 and 20 here (agent cells have a standardised
     # variance of ~6 in a sparse latent), so a denoiser trained that way ignored its tokens at the start of sampling.
@@ -67,6 +72,10 @@ class ModelConfig:
             raise ValueError(f"sampler {self.sampler!r} is not one of {', '.join(SOLVERS)}")
         if self.sampler_steps < 1 or self.p_std <= 0:
             raise ValueError(f"sampler_steps ({self.sampler_steps}) and p_std ({self.p_std}) must be positive")
+        low, high = self.guidance_interval
+        if self.guidance_scale < 0 or not 0 <= low < high:
+            raise ValueError(f"guidance_scale ({self.guidance_scale}) must be >= 0 and guidance_interval "
+                             f"({low}, {high}] a range of noise levels with 0 <= low < high")
         if self.count_coefficients and len(self.count_coefficients) != self.map_channels + 1:
             raise ValueError(f"count_coefficients has {len(self.count_coefficients)} values, the count model needs "
                              f"map_channels + 1 = {self.map_channels + 1}")
@@ -94,6 +103,7 @@ class ModelConfig:
         d["horizon"] = self.horizon.to_dict()
         d["tokens"] = self.tokens.to_dict()
         d["unet_channels"] = list(self.unet_channels)
+        d["guidance_interval"] = list(self.guidance_interval)
         d["latent_mean"] = list(self.latent_mean)
         d["latent_std"] = list(self.latent_std)
         d["count_coefficients"] = list(self.count_coefficients)
@@ -106,6 +116,8 @@ class ModelConfig:
         d["horizon"] = Horizon(**d["horizon"])
         d["tokens"] = TokenLayout(**d["tokens"])
         d["unet_channels"] = tuple(d["unet_channels"])
+        if "guidance_interval" in d:
+            d["guidance_interval"] = tuple(d["guidance_interval"])
         d["latent_mean"] = tuple(d.get("latent_mean", ()))
         d["latent_std"] = tuple(d.get("latent_std", ()))
         d["count_coefficients"] = tuple(d.get("count_coefficients", ()))

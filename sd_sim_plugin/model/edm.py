@@ -43,6 +43,24 @@ Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_noisy, sigm
 SOLVERS = ("euler", "heun", "dpmpp2m")
 
 
+def classifier_free_guidance(conditional: Denoise, paired: Denoise, scale: float,
+                             interval: tuple[float, float]) -> Denoise:
+    """Classifier-free guidance (Ho & Salimans 2022) applied in a limited noise interval (Kynkaanniemi et al. 2024).
+
+    For sigma in (low, high]: D = D_u + scale * (D_c - D_u), where ``paired`` denoises ``[x; x]`` (batch doubled)
+    with the conditional inputs first and the unconditional ones second; elsewhere ``conditional`` alone (one
+    network evaluation, not two). ``scale`` 1 is the conditional model.
+    """
+    low, high = interval
+
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if not low < float(sigma[0]) <= high:
+            return conditional(x, sigma)
+        cond, uncond = paired(torch.cat([x, x]), torch.cat([sigma, sigma])).chunk(2)
+        return uncond + scale * (cond - uncond)
+    return denoise
+
+
 def network_evaluations(solver: str, steps: int) -> int:
     """Denoiser calls per sample."""
     return 2 * steps - 1 if solver == "heun" else steps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, load_weigh
 from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import expected_count
 from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
-from sd_sim_plugin.model.edm import karras_sigmas, sample
+from sd_sim_plugin.model.edm import classifier_free_guidance, karras_sigmas, sample
 from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
@@ -78,12 +79,17 @@ class ScenarioDiffusionGenerator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", precision: str = "auto",
-                        trace_unet: bool = True) -> ScenarioDiffusionGenerator:
+                        trace_unet: bool = True, guidance_scale: float | None = None) -> ScenarioDiffusionGenerator:
         """Load a trained checkpoint folder (config.json + both stages' safetensors weights).
 
         ``precision``: the U-Net's dtype while sampling (:func:`denoiser_autocast_dtype`); ``trace_unet``: run
-        float32 sampling on the CPU through the traced U-Net (:func:`traced_unet`)."""
+        float32 sampling on the CPU through the traced U-Net (:func:`traced_unet`); ``guidance_scale``: replaces the
+        checkpoint's classifier-free guidance scale (1 = off)."""
         cfg, _ = load_config(path)
+        if guidance_scale is not None:
+            if guidance_scale < 0:
+                raise SdSimError(f"guidance scale {guidance_scale}: must be >= 0 (1 = no guidance)")
+            cfg = replace(cfg, guidance_scale=float(guidance_scale))
         if not cfg.latent_mean or len(cfg.latent_mean) != cfg.latent_channels:
             raise SdSimError(f"{Path(path) / 'config.json'}: no latent statistics; the diffusion stage was not trained")
         ae = load_weights(AgentAutoencoder(cfg), Path(path) / WEIGHT_FILES["autoencoder"])
@@ -113,7 +119,15 @@ class ScenarioDiffusionGenerator:
             torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego)).to(self.device))
         sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
                                self.cfg.rho).to(self.device)
-        z = sample(self._denoise(condition, tokens, tmask), noise, sigmas, solver=self.cfg.sampler)
+        denoise = self._denoise(condition, tokens, tmask, b)
+        if self.cfg.guidance_scale != 1.0:  # the unconditional half: the same agent tokens, global token unset
+            u_tokens, _ = self.denoiser.embed_tokens(
+                feats, mask, torch.from_numpy(global_token_features(np.full(b, UNSET), self.cfg.tokens,
+                                                                    centre_is_ego)).to(self.device))
+            paired = self._denoise(torch.cat([condition, condition]), torch.cat([tokens, u_tokens]),
+                                   torch.cat([tmask, tmask]), b)
+            denoise = classifier_free_guidance(denoise, paired, self.cfg.guidance_scale, self.cfg.guidance_interval)
+        z = sample(denoise, noise, sigmas, solver=self.cfg.sampler)
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
         wanted = mask.sum(dim=1).cpu().numpy() + counts
         return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None)
@@ -135,11 +149,12 @@ class ScenarioDiffusionGenerator:
         """The dtype the U-Net samples a batch of ``batch`` scenes in."""
         return denoiser_autocast_dtype(self.precision, self.device, batch) or torch.float32
 
-    def _denoise(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
-        """The sampler's denoiser: the U-Net in the chosen precision; the solver's arithmetic stays float32.
+    def _denoise(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor, scenes: int):
+        """The sampler's denoiser: the U-Net in the precision chosen for a batch of ``scenes`` scenes (guidance
+        doubles the U-Net's batch, not the choice); the solver's arithmetic stays float32.
 
         In float32 on the CPU the U-Net runs as a traced graph (:func:`traced_unet`, made at the first call)."""
-        dtype = denoiser_autocast_dtype(self.precision, self.device, len(condition))
+        dtype = denoiser_autocast_dtype(self.precision, self.device, scenes)
         if dtype is None:
             unet = self._traced_unet(condition, tokens, tmask) if self.device == "cpu" else None
             return lambda x, s: self.denoiser(x, s, condition, tokens, tmask, unet=unet)

@@ -1,14 +1,22 @@
-"""Choose the sampler by measuring realism against speed: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA``.
+"""Choose sampler settings by measuring realism against speed.
 
-For each sampler setting, generates one scene per reference window (density = the reference's agent count, the
-reference's ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside
-the CPU time per scene at batch 1.
+Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 --intervals 1:10 --steps 4,6 --write]``.
+
+For each setting, generates one scene per reference window (density = the reference's agent count, the reference's
+ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
+time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
+sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
+their noise intervals, and ``--steps``, step counts) with the checkpoint's own solver instead, and ``--write`` stores
+the setting with the lowest sum of the three MMDs (steps, scale, interval) in the checkpoint's config.json, among
+those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice). Run it on validation windows
+(``data/pg_val``), never on the evaluation set.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 
@@ -16,13 +24,51 @@ import numpy as np
 import torch
 
 from sd_sim_plugin.data.dataset import SceneDataset
+from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.metrics.harness import reference_density
 from sd_sim_plugin.metrics.suite import evaluate
-from sd_sim_plugin.model.edm import network_evaluations
+from sd_sim_plugin.model.checkpoint import load_config, save_config
+from sd_sim_plugin.model.config import ModelConfig
+from sd_sim_plugin.model.edm import karras_sigmas, network_evaluations
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
+from sd_sim_plugin.scene.types import Scene
 
-SETTINGS = (("euler", 6), ("euler", 10), ("heun", 5), ("heun", 10), ("dpmpp2m", 4), ("dpmpp2m", 5), ("dpmpp2m", 6),
-            ("dpmpp2m", 8), ("dpmpp2m", 10), ("dpmpp2m", 20))
+SAMPLER_SETTINGS = (("euler", 6), ("euler", 10), ("heun", 5), ("heun", 10), ("dpmpp2m", 4), ("dpmpp2m", 5),
+                    ("dpmpp2m", 6), ("dpmpp2m", 8), ("dpmpp2m", 10), ("dpmpp2m", 20))
+MMD_KEYS = ("position", "heading_vector", "velocity")
+
+
+def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: list[Scene], seeds: int = 1) -> dict:
+    """MMDs (mean over ``seeds`` samplings) and CPU ms per scene of ``gen`` sampling with ``cfg`` on every
+    reference's map (seed = its index, plus 1,000,003 per extra sampling)."""
+    gen.cfg = cfg
+    mmds, cpu = [], 0.0
+    for round_ in range(seeds):
+        out = []
+        for i, ref in enumerate(refs):
+            start = time.process_time()
+            ego = ref.agents.select(np.array([ref.ego_index]))
+            out += gen.generate(ref.map, ego=ego, density=reference_density(ref, gen.agent_types),
+                                seed=round_ * 1_000_003 + i)
+            cpu += time.process_time() - start
+        mmds.append([evaluate(out, refs)["mmd"][k] for k in MMD_KEYS])
+    mean = np.mean(mmds, axis=0)
+    return {"cpu_ms_per_scene": round(1000 * cpu / (len(refs) * seeds), 1),
+            **{k: round(float(v), 4) for k, v in zip(MMD_KEYS, mean)}}
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SdSimError(f"{what} {text!r}: expected comma-separated numbers") from None
+
+
+def _intervals(text: str) -> list[tuple[float, float]]:
+    try:
+        return [(float(lo), float(hi)) for lo, hi in (x.split(":") for x in text.split(",") if x.strip())]
+    except ValueError:
+        raise SdSimError(f"--intervals {text!r}: expected LOW:HIGH pairs, comma-separated") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,25 +78,64 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("data")
     p.add_argument("--limit", type=int, default=60)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=1, help="sample every window this many times (less noisy MMDs)")
+    p.add_argument("--guidance", help="sweep these guidance scales instead of solvers, e.g. 1,2,3 (1 = off)")
+    p.add_argument("--intervals", default="1:10", help="guidance noise intervals LOW:HIGH, comma-separated")
+    p.add_argument("--steps", help="with --guidance: sampler step counts to cross with the scales, e.g. 4,6 "
+                                   "(default: the checkpoint's)")
+    p.add_argument("--max-evals", type=int,
+                   help="with --write: only settings with at most this many U-Net evaluations per scene (a guided "
+                        "step counts twice) may be written: the speed budget")
+    p.add_argument("--write", action="store_true",
+                   help="with --guidance: store the setting with the lowest sum of MMDs in the checkpoint")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint)
+    base = gen.cfg
+    if args.guidance:
+        try:
+            steps = [int(n) for n in _floats(args.steps, "--steps")] if args.steps else [base.sampler_steps]
+            settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv)
+                        for n in steps for w in _floats(args.guidance, "--guidance")
+                        for iv in _intervals(args.intervals)]
+        except ValueError as exc:
+            raise SdSimError(f"--guidance / --intervals: {exc}") from None
+    else:
+        if args.write or args.steps or args.max_evals is not None:
+            raise SdSimError("--write, --steps and --max-evals go with --guidance")
+        settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     data = SceneDataset(args.data)
     refs = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(args.limit, len(data))).astype(int)]
-    for method, steps in SETTINGS:
-        gen.cfg = replace(gen.cfg, sampler=method, sampler_steps=steps)
-        out, cpu = [], 0.0
-        for i, ref in enumerate(refs):
-            start = time.process_time()
-            ego = ref.agents.select(np.array([ref.ego_index]))
-            out += gen.generate(ref.map, ego=ego, density=reference_density(ref, gen.agent_types), seed=i)
-            cpu += time.process_time() - start
-        m = evaluate(out, refs)
-        evals = network_evaluations(method, steps)
-        print(json.dumps({"sampler": method, "steps": steps, "network_evals": evals,
-                          "cpu_ms_per_scene": round(1000 * cpu / len(refs), 1),
-                          **{k: round(m["mmd"][k], 4) for k in ("position", "heading_vector", "velocity")}}), flush=True)
+    results = []
+    for cfg in settings:
+        evals = network_evaluations(cfg.sampler, cfg.sampler_steps)
+        sigmas = karras_sigmas(cfg.sampler_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)[:-1].tolist()
+        low, high = cfg.guidance_interval
+        guided = sum(low < s <= high for s in sigmas) if cfg.guidance_scale != 1.0 else 0
+        row = {"sampler": cfg.sampler, "steps": cfg.sampler_steps, "network_evals": evals,
+               "guidance": cfg.guidance_scale, "interval": list(cfg.guidance_interval), "guided_steps": guided,
+               **measure_setting(gen, cfg, refs, args.seeds)}
+        if args.max_evals is None or evals + guided <= args.max_evals:
+            results.append((sum(row[k] for k in MMD_KEYS), cfg, row))
+        print(json.dumps(row), flush=True)
+    if args.write:
+        if not results:
+            raise SdSimError(f"--max-evals {args.max_evals}: no setting fits the budget")
+        _, best, row = min(results, key=lambda r: r[0])
+        cfg, _ = load_config(args.checkpoint)
+        chosen = {"data": str(args.data), "windows": len(refs), "seeds": args.seeds,
+                  "sampler_steps": best.sampler_steps,
+                  "scale": best.guidance_scale, "interval": list(best.guidance_interval),
+                  "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
+        save_config(args.checkpoint, replace(cfg, sampler_steps=best.sampler_steps, guidance_scale=best.guidance_scale,
+                                             guidance_interval=best.guidance_interval), {"guidance": chosen})
+        print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
+              f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}] to {args.checkpoint}/config.json")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SdSimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -274,7 +274,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         cfg, init_record = load_config(opts.init)
         if "diffusion" not in init_record or not cfg.latent_mean:
             raise SdSimError(f"{opts.init}: no trained diffusion stage to fine-tune from (--init)")
-        cfg = replace(cfg, count_coefficients=fit_count_model(train))
+        # guidance is chosen by measuring each trained model (docs/model.md): a fine-tune starts without it
+        cfg = replace(cfg, count_coefficients=fit_count_model(train), guidance_scale=1.0)
     elif not opts.resume:
         cfg = cfg.for_new_denoiser(timestep_scale=timestep_scale)
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)

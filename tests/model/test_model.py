@@ -16,9 +16,13 @@ from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.model.boxes import agents_to_targets, proposals_to_agents
 from sd_sim_plugin.model.cache import agents_in_view, build_arrays
 from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, save_config
-from sd_sim_plugin.model.edm import SOLVERS, karras_sigmas, loss_weight, preconditioning, sample
+from sd_sim_plugin.model.config import ModelConfig
+from sd_sim_plugin.model.edm import (SOLVERS, classifier_free_guidance, karras_sigmas, loss_weight, preconditioning,
+                                    sample)
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
-from sd_sim_plugin.model.tokens import UNSET, TokenLayout, drop_tokens, global_token_features
+from sd_sim_plugin.model.tokens import (UNSET, TokenLayout, agent_token_features, drop_tokens,
+                                       global_token_features)
+from sd_sim_plugin.raster.bev import rasterise_map
 from sd_sim_plugin.model.train import (TrainOptions, decode_targets, reconstruction_scores, train_autoencoder,
                                        train_diffusion)
 from sd_sim_plugin.scene.tokens import tokens_from_agents
@@ -83,6 +87,32 @@ def test_edm_preconditioning_and_sampler():
     target = torch.randn(2, 4, 8, 8)
     for solver in SOLVERS:
         torch.testing.assert_close(sample(lambda x, s: target, torch.randn(2, 4, 8, 8), sigmas, solver), target)
+
+
+def test_classifier_free_guidance_combines_the_two_halves_inside_its_interval_only():
+    """Inside (low, high]: D_u + w (D_c - D_u) from the doubled batch (conditional half first); outside: D_c alone."""
+    calls = []
+
+    def conditional(x, s):
+        calls.append(len(x))
+        return x + 1
+
+    def paired(x, s):
+        calls.append(len(x))
+        half = len(x) // 2
+        return torch.cat([x[:half] + 1, x[half:] - 1])
+
+    guided = classifier_free_guidance(conditional, paired, 3.0, (1.0, 10.0))
+    x = torch.zeros(2, 3)
+    torch.testing.assert_close(guided(x, torch.full((2,), 5.0)), torch.full((2, 3), -1.0 + 3.0 * 2.0))
+    torch.testing.assert_close(guided(x, torch.full((2,), 10.0)), torch.full((2, 3), 5.0))
+    for outside in (20.0, 1.0, 0.5):
+        torch.testing.assert_close(guided(x, torch.full((2,), outside)), x + 1)
+    assert calls == [4, 4, 2, 2, 2]
+    with pytest.raises(ValueError, match="guidance_interval"):
+        ModelConfig(guidance_interval=(10.0, 1.0))
+    with pytest.raises(ValueError, match="guidance_scale"):
+        ModelConfig(guidance_scale=-1.0)
 
 
 def test_dpm_solver_reaches_the_data_distribution_in_fewer_steps_than_euler():
@@ -366,8 +396,8 @@ def test_bfloat16_unet_stays_close_to_float32_and_is_seeded(trained, road_scenes
             global_token_features(np.array([2, 2]), cfg.tokens, True)))
         for sigma in (20.0, 1.0, 0.05):
             s = torch.full((2,), sigma)
-            a = fp32._denoise(condition, tokens, tmask)(x * sigma, s)
-            b = bf16._denoise(condition, tokens, tmask)(x * sigma, s)
+            a = fp32._denoise(condition, tokens, tmask, 2)(x * sigma, s)
+            b = bf16._denoise(condition, tokens, tmask, 2)(x * sigma, s)
             assert b.dtype == torch.float32
             assert (a - b).norm() / a.norm() < 0.03, sigma
     one = bf16.generate(road_scenes[0].map, seed=5, count=2, density=3)
@@ -376,6 +406,64 @@ def test_bfloat16_unet_stays_close_to_float32_and_is_seeded(trained, road_scenes
         np.testing.assert_array_equal(x1.agents.trajectory, x2.agents.trajectory)
     with pytest.raises(SdSimError, match="precision 'half'"):
         ScenarioDiffusionGenerator.from_checkpoint(ckpt, precision="half")
+
+
+def test_guidance_scale_zero_samples_the_model_with_the_global_token_unset(trained, road_scenes, tmp_path):
+    """Scale 0 over every noise level gives exactly the scene of the same agent tokens with the global token unset;
+    the guided model stays seeded; the checkpoint's scale can be replaced and a bad one is one clear error."""
+    ckpt = _copy_ckpt(trained[0], tmp_path / "guided")
+    cfg, record = load_config(ckpt)
+    save_config(ckpt, replace(cfg, guidance_scale=0.0, guidance_interval=(0.0, 1000.0)), record)
+    guided = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
+    plain = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    assert ScenarioDiffusionGenerator.from_checkpoint(ckpt, guidance_scale=1.0).cfg.guidance_scale == 1.0
+    scene = road_scenes[2]
+    maps = torch.from_numpy(rasterise_map(scene.map, guided.raster))[None].expand(2, -1, -1, -1)
+    feats = torch.from_numpy(agent_token_features(tokens_from_agents(scene.others, scene.horizon)[:2],
+                                                  guided.cfg.tokens))[None].expand(2, -1, -1)
+    given = torch.ones(2, 2, dtype=torch.bool)
+    latents = []
+    for gen in (guided, plain):  # the sampled latents, before decoding rounds them into boxes
+        decode = gen.autoencoder.decode
+        gen.autoencoder.decode = lambda z, m, decode=decode: (latents.append(z.clone()), decode(z, m))[1]
+    guided.sample_agents(maps, feats, given, np.array([3, 3]), seed=4)
+    plain.sample_agents(maps, feats, given, np.array([UNSET, UNSET]), seed=4)
+    plain.sample_agents(maps, feats, given, np.array([3, 3]), seed=4)
+    guided.sample_agents(maps, feats, given, np.array([3, 3]), seed=4)
+    zero, unconditional, conditional, again = latents
+    torch.testing.assert_close(zero, unconditional, atol=1e-5, rtol=1e-5)
+    assert (zero - conditional).abs().max() > 1e-4
+    assert torch.equal(zero, again)
+    with pytest.raises(SdSimError, match="guidance scale -1"):
+        ScenarioDiffusionGenerator.from_checkpoint(ckpt, guidance_scale=-1.0)
+
+
+def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, road_scenes, tmp_path, capsys):
+    """The sweep measures each scale on the given windows and stores the lowest-MMD one with its record; bad
+    arguments are one line."""
+    from sd_sim_plugin.data.store import write_shard
+    from sd_sim_plugin.model.sampler_sweep import main as sweep
+
+    ckpt = _copy_ckpt(trained[0], tmp_path / "ckpt")
+    write_shard(tmp_path / "val" / "shard_00000.npz", road_scenes[-3:], {"unit": "test"})
+    sweep([str(ckpt), str(tmp_path / "val"), "--limit", "3", "--guidance", "1,2", "--intervals", "1:10,0:80",
+           "--steps", "2,3", "--seeds", "2", "--write"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(r["steps"], r["guidance"], r["interval"]) for r in rows] == [
+        (n, w, iv) for n in (2, 3) for w in (1.0, 2.0) for iv in ([1.0, 10.0], [0.0, 80.0])]
+    assert [r["guided_steps"] for r in rows[:4]] == [0, 0, 0, 2]  # 2 steps: sigma 80 and 0.002 (0 after the last)
+    best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
+    cfg, record = load_config(ckpt)
+    assert (cfg.sampler_steps, cfg.guidance_scale, list(cfg.guidance_interval)) == (
+        best["steps"], best["guidance"], best["interval"])
+    assert record["guidance"]["windows"] == 3 and record["guidance"]["seeds"] == 2 and "diffusion" in record
+    with pytest.raises(SdSimError, match="--intervals"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
+    with pytest.raises(SdSimError, match="--write, --steps and --max-evals"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--write"])
+    with pytest.raises(SdSimError, match="no setting fits"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--limit", "1", "--guidance", "2", "--steps", "2",
+               "--intervals", "0:80", "--max-evals", "3", "--write"])
 
 
 def test_auto_precision_is_float32_without_native_bfloat16(monkeypatch):
