@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.model.autoencoder import AgentAutoencoder
 from sd_sim_plugin.model.boxes import proposals_to_agents
 from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, load_weights
@@ -16,7 +17,6 @@ from sd_sim_plugin.model.count import expected_count
 from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
 from sd_sim_plugin.model.edm import classifier_free_guidance, karras_sigmas, sample
 from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
-from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.tokens import AgentToken
