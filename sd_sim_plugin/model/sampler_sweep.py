@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--write", action="store_true",
                    help="with --guidance: store the setting with the lowest sum of MMDs in the checkpoint")
     args = p.parse_args(argv)
+    if min(args.seeds, args.limit, args.threads) < 1:
+        raise SdSimError("--seeds, --limit and --threads must be at least 1")
     torch.set_num_threads(args.threads)
     gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint)
     base = gen.cfg

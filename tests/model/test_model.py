@@ -461,6 +461,8 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
     with pytest.raises(SdSimError, match="--write, --steps and --max-evals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
+    with pytest.raises(SdSimError, match="--seeds"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--seeds", "0"])
     with pytest.raises(SdSimError, match="no setting fits"):
         sweep([str(ckpt), str(tmp_path / "val"), "--limit", "1", "--guidance", "2", "--steps", "2",
                "--intervals", "0:80", "--max-evals", "3", "--write"])
