@@ -12,6 +12,8 @@ from sd_sim_plugin.scene.types import Horizon
 FORMAT_VERSION = 1
 STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean", "p_std", "tokens", "sampler",
                  "sampler_steps", "guidance_scale", "guidance_interval")
+# Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
+SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class ModelConfig:
             raise ValueError(f"sampler {self.sampler!r} is not one of {', '.join(SOLVERS)}")
         if self.sampler_steps < 1 or self.p_std <= 0:
             raise ValueError(f"sampler_steps ({self.sampler_steps}) and p_std ({self.p_std}) must be positive")
+        if len(self.guidance_interval) != 2:
+            raise ValueError(f"guidance_interval must be [low, high], got {list(self.guidance_interval)}")
         low, high = self.guidance_interval
         if self.guidance_scale < 0 or not 0 <= low < high:
             raise ValueError(f"guidance_scale ({self.guidance_scale}) must be >= 0 and guidance_interval "
@@ -86,6 +90,12 @@ class ModelConfig:
         fresh = ModelConfig()
         recipe = {name: getattr(fresh, name) for name in STAGE2_RECIPE}
         return replace(self, **{**recipe, **overrides})
+
+    def with_default_sampling(self) -> ModelConfig:
+        """This config with the default sampler, step count and guidance (:data:`SAMPLING_CHOICE`), which are
+        chosen per trained model: what a fine-tuned stage 2 starts with."""
+        fresh = ModelConfig()
+        return replace(self, **{name: getattr(fresh, name) for name in SAMPLING_CHOICE})
 
     @property
     def cell_m(self) -> float:

@@ -274,8 +274,7 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         cfg, init_record = load_config(opts.init)
         if "diffusion" not in init_record or not cfg.latent_mean:
             raise SdSimError(f"{opts.init}: no trained diffusion stage to fine-tune from (--init)")
-        # guidance is chosen by measuring each trained model (docs/model.md): a fine-tune starts without it
-        cfg = replace(cfg, count_coefficients=fit_count_model(train), guidance_scale=1.0)
+        cfg = replace(cfg, count_coefficients=fit_count_model(train)).with_default_sampling()
     elif not opts.resume:
         cfg = cfg.for_new_denoiser(timestep_scale=timestep_scale)
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)

@@ -353,10 +353,14 @@ def test_tokens_appear_as_described_and_density_sets_the_count(trained, road_sce
 
 
 def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
-    """``init``: stage 1 starts from that checkpoint's weights; stage 2 also keeps its latent statistics and recipe."""
+    """``init``: stage 1 starts from that checkpoint's weights; stage 2 also keeps its latent statistics and recipe,
+    but not its sampling choice (steps, guidance)."""
     from sd_sim_plugin.model.checkpoint import load_tensors
 
-    ckpt, arrays, _ = trained
+    ckpt = _copy_ckpt(trained[0], tmp_path / "guided")  # sampling chosen for it: 4 steps with guidance
+    cfg, record = load_config(ckpt)
+    save_config(ckpt, replace(cfg, sampler_steps=4, guidance_scale=2.0), record)
+    arrays = trained[1]
     out = tmp_path / "fine_tuned"
     opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=ckpt)
     train_autoencoder(arrays, None, out, opts)
@@ -370,6 +374,7 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
             torch.testing.assert_close(tuned[k], start[k], atol=1e-5, rtol=0)
     (cfg0, _), (cfg1, record) = load_config(ckpt), load_config(out)
     assert (cfg1.latent_mean, cfg1.latent_std, cfg1.p_mean) == (cfg0.latent_mean, cfg0.latent_std, cfg0.p_mean)
+    assert (cfg1.sampler_steps, cfg1.guidance_scale) == (ModelConfig().sampler_steps, 1.0)  # to be chosen again
     assert record["diffusion"]["init"] == str(ckpt) and record["autoencoder"]["init"] == str(ckpt)
     args = ["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--init", str(ckpt)]
     assert main([*args, "--resume"]) == 2
