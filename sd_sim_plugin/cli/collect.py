@@ -20,9 +20,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--source", choices=["pg", "scenarionet"], required=True)
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write (created; resumed if present)")
     p.add_argument("--seeds", help="PG map seeds A:B (B excluded), e.g. 0:300")
-    p.add_argument("--split", choices=["train", "val", "eval"],
+    p.add_argument("--split", choices=["train", "val", "train-minus-val", "eval"],
                    help="a fixed split (sd_sim_plugin.data.splits): PG map seeds (train, val, eval), or for "
-                        "ScenarioNet the files held out for evaluation (eval) or all others (train)")
+                        "ScenarioNet the files held out for evaluation (eval), all others (train), the validation "
+                        "scenes among those (val) or the training scenes without them (train-minus-val)")
     p.add_argument("--data-dir", type=Path, help="ScenarioNet folder (searched recursively for *.pkl)")
     p.add_argument("--horizon-past", type=float, default=2.0, help="seconds of past (default 2)")
     p.add_argument("--horizon-future", type=float, default=2.0, help="seconds of future (default 2)")
@@ -40,6 +41,9 @@ def add_parser(subparsers) -> None:
 def _seeds(args: argparse.Namespace) -> tuple[int, ...]:
     from sd_sim_plugin.data.splits import EVAL_PG_SEEDS, VAL_PG_SEEDS, split_seeds
 
+    if args.split == "train-minus-val":
+        raise SdSimError("--split train-minus-val is for --source scenarionet; PG training seeds never include "
+                         "the validation seeds")
     if args.seeds and args.split:
         raise SdSimError("give --seeds or --split, not both")
     if args.seeds:
@@ -87,13 +91,11 @@ def run(args: argparse.Namespace) -> int:
 
         if args.seeds:
             raise SdSimError("--seeds is for --source pg")
-        if args.split == "val":
-            raise SdSimError("--split val is for --source pg; ScenarioNet scenes are split into train and eval")
         if args.data_dir is None:
             raise SdSimError("--source scenarionet needs --data-dir")
         others = args.others_per_t0 if args.others_per_t0 is not None else 0
-        if args.split == "eval" and others:
-            raise SdSimError("--split eval windows are centred on the logged ego only; drop --others-per-t0")
+        if args.split in ("val", "eval") and others:
+            raise SdSimError(f"--split {args.split} windows are centred on the logged ego only; drop --others-per-t0")
         sn = ScenarioNetConfig(window_stride_s=args.window_stride_s if args.window_stride_s is not None else 1.0,
                                others_per_t0=others)
         units = scenarionet_units(args.data_dir, horizon, sn, window, split=args.split)

@@ -10,8 +10,9 @@ from pathlib import Path
 # Held-out evaluation maps: 50 seeds in their own range, far from the training range.
 EVAL_PG_SEEDS: tuple[int, ...] = tuple(range(100_000, 100_050))
 # Validation maps, for choices made while developing (steps, decoding settings), so that the evaluation maps are
-# only ever measured, never chosen on: 20 seeds in their own range.
-VAL_PG_SEEDS: tuple[int, ...] = tuple(range(99_000, 99_020))
+# only ever measured, never chosen on: 80 seeds in their own range (20 until the fifth session, when 212 windows
+# proved too few to rank sampler settings).
+VAL_PG_SEEDS: tuple[int, ...] = tuple(range(99_000, 99_080))
 # Training maps are drawn from this range, in order; the default collection uses the first DEFAULT_TRAIN_MAPS.
 TRAIN_PG_SEED_RANGE: range = range(0, 99_000)
 DEFAULT_TRAIN_MAPS = 220
@@ -47,13 +48,28 @@ HELDOUT_REAL_SCENES: tuple[str, ...] = (
 )
 
 
+# Real validation scenes: three of the eleven training scenes (2 nuScenes, one of them busy; 1 Waymo). A model whose
+# settings are chosen on real data is trained without them (``train-minus-val``), its settings are chosen on them
+# (``val``), and the chosen settings then go to the model trained on all eleven.
+VAL_REAL_SCENES: tuple[str, ...] = (
+    "sd_nuscenes_v1.0-mini_scene-0553.pkl",
+    "sd_nuscenes_v1.0-mini_scene-0916.pkl",
+    "sd_waymo_v0.3_4d320edc9cb801a3.pkl",
+)
+SCENE_SPLITS: tuple[str, ...] = ("train", "val", "train-minus-val", "eval")
+
+
 def split_scene_files(files: list[Path], split: str) -> list[Path]:
-    """ScenarioNet files of a named split: ``eval`` (the held-out scenes) or ``train`` (all others)."""
-    if split not in ("train", "eval"):
-        raise ValueError(f"unknown split {split!r}: use 'train' or 'eval'")
-    held = set(HELDOUT_REAL_SCENES)
-    return [f for f in files if (f.name in held) == (split == "eval")]
+    """ScenarioNet files of a named split: ``eval`` (the held-out scenes), ``train`` (all others), ``val`` (the
+    validation scenes among those) or ``train-minus-val`` (the training scenes without them)."""
+    if split not in SCENE_SPLITS:
+        raise ValueError(f"unknown split {split!r}: use one of {', '.join(SCENE_SPLITS)}")
+    held, val = set(HELDOUT_REAL_SCENES), set(VAL_REAL_SCENES)
+    keep = {"eval": lambda n: n in held, "train": lambda n: n not in held, "val": lambda n: n in val,
+            "train-minus-val": lambda n: n not in held and n not in val}[split]
+    return [f for f in files if keep(f.name)]
 
 
 assert not set(EVAL_PG_SEEDS) & set(TRAIN_PG_SEED_RANGE), "evaluation seeds must be disjoint from training seeds"
 assert not set(VAL_PG_SEEDS) & (set(TRAIN_PG_SEED_RANGE) | set(EVAL_PG_SEEDS)), "validation seeds must be their own"
+assert not set(VAL_REAL_SCENES) & set(HELDOUT_REAL_SCENES), "validation scenes must not be evaluation scenes"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sd_sim_plugin.model.config import ModelConfig
+from sd_sim_plugin.raster.bev import MAP_CHANNELS
 from sd_sim_plugin.scene.geometry import boxes_overlap
 from sd_sim_plugin.scene.types import Agents, AgentType, wrap_angle
 
@@ -92,12 +93,21 @@ def peak_cells(prob: np.ndarray, threshold: float, window: int = 3) -> np.ndarra
     return np.argwhere((prob >= threshold) & (prob >= neighbourhood))
 
 
+def drivable_cells(map_raster: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+    """(G, G) bool: output cells holding at least one drivable pixel of the map raster (C_m, H, W)."""
+    drivable = map_raster[MAP_CHANNELS.index("drivable")] > 0
+    f = drivable.shape[0] // cfg.grid
+    return drivable.reshape(cfg.grid, f, cfg.grid, f).any(axis=(1, 3))
+
+
 def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | None = None,
-                        count: int | None = None) -> Agents:
+                        count: int | None = None, drivable: np.ndarray | None = None) -> Agents:
     """One decoder output (proposal_channels, G, G) -> agents, most probable first: peaks, overlap removal.
 
     Without ``count``, peaks at or above the existence threshold are kept. With ``count`` (the number of agents the
-    caller asked for), the ``count`` most probable peaks above ``MIN_COUNT_PROB`` are kept instead.
+    caller asked for), the ``count`` most probable peaks above ``MIN_COUNT_PROB`` are kept instead. ``drivable``
+    ((G, G) bool, :func:`drivable_cells`) ranks vehicle proposals off it by their score times the config's
+    ``offroad_vehicle_scale``.
     """
     nd, t0 = cfg.num_deltas, cfg.horizon.t0_index
     prob = 1.0 / (1.0 + np.exp(-out[0]))
@@ -116,6 +126,9 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     centre = cell_centres(cfg)[cells[:, 0], cells[:, 1]] - np.stack([cos_h * u - sin_h * v, sin_h * u + cos_h * v], -1)
     deltas = p[:, 7:7 + 3 * nd].reshape(-1, nd, 3)
     types = np.argmax(p[:, 7 + 3 * nd:], axis=1)
+    if drivable is not None and cfg.offroad_vehicle_scale != 1.0:
+        offroad = (types == int(AgentType.VEHICLE)) & ~drivable[cells[:, 0], cells[:, 1]]
+        score = np.where(offroad, score * cfg.offroad_vehicle_scale, score)
     traj = np.zeros((len(cells), cfg.horizon.num_steps, 3), np.float32)
     traj[:, t0, :2], traj[:, t0, 2] = centre, heading
     for j, (k, prev) in enumerate(_delta_order(cfg)):

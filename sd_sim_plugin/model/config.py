@@ -13,7 +13,7 @@ FORMAT_VERSION = 1
 STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean", "p_std", "tokens", "sampler",
                  "sampler_steps", "guidance_scale", "guidance_interval")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
-SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval")
+SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "offroad_vehicle_scale")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class ModelConfig:
     peak_window: int = 1  # 3 = keep only 3 x 3 local maxima; 1 = every cell (overlap removal alone measured better)
     lane_snap_deg: float = 20.0  # on a lane and this close to its heading: heading aligned to the lane (0 = off)
     overlap_scale: float = 1.15  # boxes scaled by this for overlap removal (>1 also removes near-duplicates)
+    # Existence scores of vehicle proposals in cells with no drivable pixel are multiplied by this when boxes are
+    # ranked (1 = off): a map prior for maps unlike the training maps; chosen on validation scenes (docs/model.md).
+    offroad_vehicle_scale: float = 1.0
     sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m (model/edm.py); chosen by measurement (docs/model.md)
     sampler_steps: int = 6
     # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
@@ -92,8 +95,8 @@ class ModelConfig:
         return replace(self, **{**recipe, **overrides})
 
     def with_default_sampling(self) -> ModelConfig:
-        """This config with the default sampler, step count and guidance (:data:`SAMPLING_CHOICE`), which are
-        chosen per trained model: what a fine-tuned stage 2 starts with."""
+        """This config with the default sampler, step count, guidance and off-road prior (:data:`SAMPLING_CHOICE`),
+        which are chosen per trained model: what a fine-tuned stage 2 starts with."""
         fresh = ModelConfig()
         return replace(self, **{name: getattr(fresh, name) for name in SAMPLING_CHOICE})
 

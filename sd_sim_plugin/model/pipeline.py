@@ -10,7 +10,7 @@ import torch
 
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.model.autoencoder import AgentAutoencoder
-from sd_sim_plugin.model.boxes import proposals_to_agents
+from sd_sim_plugin.model.boxes import drivable_cells, proposals_to_agents
 from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, load_weights
 from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import expected_count
@@ -130,8 +130,10 @@ class ScenarioDiffusionGenerator:
         z = sample(denoise, noise, sigmas, solver=self.cfg.sampler)
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
         wanted = mask.sum(dim=1).cpu().numpy() + counts
-        return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None)
-                for p, w, c in zip(proposals, wanted, counts)]
+        rasters = maps.cpu().numpy() if self.cfg.offroad_vehicle_scale != 1.0 else [None] * b
+        return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None,
+                                    drivable=None if m is None else drivable_cells(m, self.cfg))
+                for p, w, c, m in zip(proposals, wanted, counts, rasters)]
 
     def _traced_unet(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
         """The U-Net traced and frozen once, on the first batch's shapes (any batch size and token count after);

@@ -1,15 +1,17 @@
 """Choose sampler settings by measuring realism against speed.
 
-Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 --intervals 1:10 --steps 4,6 --write]``.
+Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 --intervals 1:10 --steps 4,6
+--offroad 1,0.3 --write]``.
 
 For each setting, generates one scene per reference window (density = the reference's agent count, the reference's
 ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
 time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
 sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
-their noise intervals, and ``--steps``, step counts) with the checkpoint's own solver instead, and ``--write`` stores
-the setting with the lowest sum of the three MMDs (steps, scale, interval) in the checkpoint's config.json, among
-those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice). Run it on validation windows
-(``data/pg_val``), never on the evaluation set.
+their noise intervals, ``--steps``, step counts, and ``--offroad``, off-road vehicle scales) with the checkpoint's own
+solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
+config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings
+over it are not measured). Run it on validation windows (``data/pg_val``, ``data/real_val``), never on the
+evaluation set.
 """
 
 from __future__ import annotations
@@ -83,9 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--intervals", default="1:10", help="guidance noise intervals LOW:HIGH, comma-separated")
     p.add_argument("--steps", help="with --guidance: sampler step counts to cross with the scales, e.g. 4,6 "
                                    "(default: the checkpoint's)")
+    p.add_argument("--offroad", help="with --guidance: off-road vehicle scales to cross with the rest, e.g. 1,0.3 "
+                                     "(default: the checkpoint's; 1 = no map prior)")
     p.add_argument("--max-evals", type=int,
-                   help="with --write: only settings with at most this many U-Net evaluations per scene (a guided "
-                        "step counts twice) may be written: the speed budget")
+                   help="with --guidance: only settings with at most this many U-Net evaluations per scene (a "
+                        "guided step counts twice) are measured and may be written: the speed budget")
     p.add_argument("--write", action="store_true",
                    help="with --guidance: store the setting with the lowest sum of MMDs in the checkpoint")
     args = p.parse_args(argv)
@@ -97,14 +101,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.guidance:
         try:
             steps = [int(n) for n in _floats(args.steps, "--steps")] if args.steps else [base.sampler_steps]
-            settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv)
+            offroad = _floats(args.offroad, "--offroad") if args.offroad else [base.offroad_vehicle_scale]
+            settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o)
                         for n in steps for w in _floats(args.guidance, "--guidance")
-                        for iv in _intervals(args.intervals)]
+                        for iv in _intervals(args.intervals) for o in offroad]
         except ValueError as exc:
             raise SdSimError(f"--guidance / --intervals: {exc}") from None
     else:
-        if args.write or args.steps or args.max_evals is not None:
-            raise SdSimError("--write, --steps and --max-evals go with --guidance")
+        if args.write or args.steps or args.offroad or args.max_evals is not None:
+            raise SdSimError("--write, --steps, --offroad and --max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     data = SceneDataset(args.data)
     refs = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(args.limit, len(data))).astype(int)]
@@ -116,9 +121,12 @@ def main(argv: list[str] | None = None) -> None:
         guided = sum(low < s <= high for s in sigmas) if cfg.guidance_scale != 1.0 else 0
         row = {"sampler": cfg.sampler, "steps": cfg.sampler_steps, "network_evals": evals,
                "guidance": cfg.guidance_scale, "interval": list(cfg.guidance_interval), "guided_steps": guided,
-               **measure_setting(gen, cfg, refs, args.seeds)}
-        if args.max_evals is None or evals + guided <= args.max_evals:
-            results.append((sum(row[k] for k in MMD_KEYS), cfg, row))
+               "offroad": cfg.offroad_vehicle_scale}
+        if args.max_evals is not None and evals + guided > args.max_evals:
+            print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
+            continue  # it could not be written, so its measurement would only cost time
+        row.update(measure_setting(gen, cfg, refs, args.seeds))
+        results.append((sum(row[k] for k in MMD_KEYS), cfg, row))
         print(json.dumps(row), flush=True)
     if args.write:
         if not results:
@@ -128,11 +136,14 @@ def main(argv: list[str] | None = None) -> None:
         chosen = {"data": str(args.data), "windows": len(refs), "seeds": args.seeds,
                   "sampler_steps": best.sampler_steps,
                   "scale": best.guidance_scale, "interval": list(best.guidance_interval),
+                  "offroad_vehicle_scale": best.offroad_vehicle_scale,
                   "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
         save_config(args.checkpoint, replace(cfg, sampler_steps=best.sampler_steps, guidance_scale=best.guidance_scale,
-                                             guidance_interval=best.guidance_interval), {"guidance": chosen})
+                                             guidance_interval=best.guidance_interval,
+                                             offroad_vehicle_scale=best.offroad_vehicle_scale), {"guidance": chosen})
         print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
-              f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}] to {args.checkpoint}/config.json")
+              f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
+              f"{best.offroad_vehicle_scale:g} to {args.checkpoint}/config.json")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def test_corrupt_scenarionet_file_is_named_skipped_counted(dev_data_dir, tmp_pat
 @pytest.mark.parametrize("args, message", [
     (["--source", "pg", "--seeds", "100000:100002"], "evaluation seeds"),
     (["--source", "pg", "--seeds", "98990:99001"], "validation seeds"),
-    (["--source", "scenarionet", "--data-dir", "/nonexistent/dir", "--split", "val"], "--split val is for"),
+    (["--source", "pg", "--split", "train-minus-val"], "is for --source scenarionet"),
+    (["--source", "scenarionet", "--data-dir", "/nonexistent/dir", "--split", "val", "--others-per-t0", "2"],
+     "centred on the logged ego only"),
     (["--source", "scenarionet", "--data-dir", "/nonexistent/dir", "--split", "eval", "--others-per-t0", "2"],
      "centred on the logged ego only"),
     (["--source", "pg", "--seeds", "5:2"], "A < B"),

@@ -57,6 +57,33 @@ def test_duplicate_boxes_are_removed(tiny_config):
     assert len(proposals_to_agents(out, cfg)) == 1
 
 
+def test_offroad_vehicle_prior_reranks_vehicles_only(tiny_config):
+    """With a requested count, a likelier vehicle off the drivable area loses its place to one on it when the
+    off-road scale is below 1; pedestrians off it keep theirs; scale 1 leaves the ranking alone."""
+    from sd_sim_plugin.model.boxes import drivable_cells
+    from sd_sim_plugin.raster.bev import MAP_CHANNELS
+
+    cfg = tiny_config
+    out = np.zeros((7 + 3 * cfg.num_deltas + 3, cfg.grid, cfg.grid), np.float32)
+    out[0] = -10.0
+    out[0, 2, 2], out[0, 20, 20] = 5.0, 3.0  # the stronger proposal lies off the road
+    out[1], out[3:7] = 1.0, 0.5
+    out[7 + 3 * cfg.num_deltas] = 5.0  # vehicle logits
+    raster = np.zeros((len(MAP_CHANNELS), cfg.size_px, cfg.size_px), np.float32)
+    f = cfg.size_px // cfg.grid
+    raster[MAP_CHANNELS.index("drivable"), 18 * f:22 * f, :] = 1.0  # a road across rows 18-21
+    drivable = drivable_cells(raster, cfg)
+    assert drivable[20, 20] and not drivable[2, 2]
+
+    def kept_cell_row(scale: float) -> float:
+        agents = proposals_to_agents(out, replace(cfg, offroad_vehicle_scale=scale), count=1, drivable=drivable)
+        return agents.trajectory[0, cfg.horizon.t0_index, 0]  # ego-frame x: row 2 is far ahead, row 20 behind
+
+    assert kept_cell_row(1.0) > kept_cell_row(0.01)
+    out[7 + 3 * cfg.num_deltas], out[8 + 3 * cfg.num_deltas] = 0.0, 5.0  # both pedestrians now
+    assert kept_cell_row(0.01) == kept_cell_row(1.0)
+
+
 def test_token_dropout_counts_the_dropped_agents():
     """The global token equals the number of dropped tokens (or UNSET), and 40% of samples keep everything."""
     rng = np.random.default_rng(0)
@@ -359,7 +386,7 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
 
     ckpt = _copy_ckpt(trained[0], tmp_path / "guided")  # sampling chosen for it: 4 steps with guidance
     cfg, record = load_config(ckpt)
-    save_config(ckpt, replace(cfg, sampler_steps=4, guidance_scale=2.0), record)
+    save_config(ckpt, replace(cfg, sampler_steps=4, guidance_scale=2.0, offroad_vehicle_scale=0.3), record)
     arrays = trained[1]
     out = tmp_path / "fine_tuned"
     opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=ckpt)
@@ -374,7 +401,8 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
             torch.testing.assert_close(tuned[k], start[k], atol=1e-5, rtol=0)
     (cfg0, _), (cfg1, record) = load_config(ckpt), load_config(out)
     assert (cfg1.latent_mean, cfg1.latent_std, cfg1.p_mean) == (cfg0.latent_mean, cfg0.latent_std, cfg0.p_mean)
-    assert (cfg1.sampler_steps, cfg1.guidance_scale) == (ModelConfig().sampler_steps, 1.0)  # to be chosen again
+    assert (cfg1.sampler_steps, cfg1.guidance_scale, cfg1.offroad_vehicle_scale) == (
+        ModelConfig().sampler_steps, 1.0, 1.0)  # to be chosen again
     assert record["diffusion"]["init"] == str(ckpt) and record["autoencoder"]["init"] == str(ckpt)
     args = ["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--init", str(ckpt)]
     assert main([*args, "--resume"]) == 2
@@ -452,19 +480,22 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     ckpt = _copy_ckpt(trained[0], tmp_path / "ckpt")
     write_shard(tmp_path / "val" / "shard_00000.npz", road_scenes[-3:], {"unit": "test"})
     sweep([str(ckpt), str(tmp_path / "val"), "--limit", "3", "--guidance", "1,2", "--intervals", "1:10,0:80",
-           "--steps", "2,3", "--seeds", "2", "--write"])
+           "--steps", "2,3", "--offroad", "1,0.2", "--seeds", "2", "--max-evals", "4", "--write"])
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert [(r["steps"], r["guidance"], r["interval"]) for r in rows] == [
-        (n, w, iv) for n in (2, 3) for w in (1.0, 2.0) for iv in ([1.0, 10.0], [0.0, 80.0])]
-    assert [r["guided_steps"] for r in rows[:4]] == [0, 0, 0, 2]  # 2 steps: sigma 80 and 0.002 (0 after the last)
-    best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
+    assert [(r["steps"], r["guidance"], r["interval"], r["offroad"]) for r in rows] == [
+        (n, w, iv, o) for n in (2, 3) for w in (1.0, 2.0) for iv in ([1.0, 10.0], [0.0, 80.0]) for o in (1.0, 0.2)]
+    assert [r["guided_steps"] for r in rows[:8:2]] == [0, 0, 0, 2]  # 2 steps: sigma 80 and 0.002 (0 after the last)
+    over = [r for r in rows if r["network_evals"] + r["guided_steps"] > 4]
+    assert over and all("skipped" in r and "position" not in r for r in over)  # over the budget: not measured
+    measured = [r for r in rows if "skipped" not in r]
+    best = min(measured, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
     cfg, record = load_config(ckpt)
-    assert (cfg.sampler_steps, cfg.guidance_scale, list(cfg.guidance_interval)) == (
-        best["steps"], best["guidance"], best["interval"])
+    assert (cfg.sampler_steps, cfg.guidance_scale, list(cfg.guidance_interval), cfg.offroad_vehicle_scale) == (
+        best["steps"], best["guidance"], best["interval"], best["offroad"])
     assert record["guidance"]["windows"] == 3 and record["guidance"]["seeds"] == 2 and "diffusion" in record
     with pytest.raises(SdSimError, match="--intervals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
-    with pytest.raises(SdSimError, match="--write, --steps and --max-evals"):
+    with pytest.raises(SdSimError, match="--write, --steps, --offroad and --max-evals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--seeds"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--seeds", "0"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sd_sim_plugin.data.splits import HELDOUT_REAL_SCENES, split_scene_files
+from sd_sim_plugin.data.splits import HELDOUT_REAL_SCENES, VAL_REAL_SCENES, split_scene_files
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.scene.transform import Pose2D
 from sd_sim_plugin.scene.types import AgentType, Horizon
@@ -119,11 +119,15 @@ def test_windows_around_other_vehicles(dev_data_dir):
 
 
 def test_held_out_real_scenes_are_named_and_split_off(dev_data_dir):
-    """The evaluation split is the six named development scenes; training gets the other eleven, never those."""
+    """The evaluation split is the six named development scenes; training gets the other eleven, never those, and
+    three of the eleven are the validation scenes."""
     files = scenario_files(dev_data_dir)
     held, train = split_scene_files(files, "eval"), split_scene_files(files, "train")
     assert sorted(p.name for p in held) == sorted(HELDOUT_REAL_SCENES)
     assert len(train) == 11 and not {p.name for p in train} & set(HELDOUT_REAL_SCENES)
+    val, rest = split_scene_files(files, "val"), split_scene_files(files, "train-minus-val")
+    assert sorted(p.name for p in val) == sorted(VAL_REAL_SCENES)  # the validation scenes are training scenes
+    assert sorted(val + rest) == sorted(train) and not set(val) & set(rest)
     units = scenarionet_units(dev_data_dir, split="eval")
     assert [u.source["file"] for u in units] == sorted(HELDOUT_REAL_SCENES)
     with pytest.raises(ValueError, match="unknown split"):
