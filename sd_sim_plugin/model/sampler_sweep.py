@@ -10,8 +10,9 @@ sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance s
 their noise intervals, ``--steps``, step counts, and ``--offroad``, off-road vehicle scales) with the checkpoint's own
 solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
 config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings
-over it are not measured). Run it on validation windows (``data/pg_val``, ``data/real_val``), never on the
-evaluation set.
+over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data
+when CKPT was trained without the validation scenes). Run it on validation windows (``data/pg_val``,
+``data/real_val``), never on the evaluation set.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -92,9 +94,16 @@ def main(argv: list[str] | None = None) -> None:
                         "guided step counts twice) are measured and may be written: the speed budget")
     p.add_argument("--write", action="store_true",
                    help="with --guidance: store the setting with the lowest sum of MMDs in the checkpoint")
+    p.add_argument("--write-to", type=Path,
+                   help="with --write: store it in this checkpoint instead, e.g. the one trained on all the data "
+                        "when CKPT was trained without the validation scenes")
     args = p.parse_args(argv)
     if min(args.seeds, args.limit, args.threads) < 1:
         raise SdSimError("--seeds, --limit and --threads must be at least 1")
+    if args.write_to is not None:
+        if not args.write:
+            raise SdSimError("--write-to goes with --write")
+        load_config(args.write_to)  # a missing or broken target fails now, not after the sweep
     torch.set_num_threads(args.threads)
     gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint)
     base = gen.cfg
@@ -108,8 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as exc:
             raise SdSimError(f"--guidance / --intervals: {exc}") from None
     else:
-        if args.write or args.steps or args.offroad or args.max_evals is not None:
-            raise SdSimError("--write, --steps, --offroad and --max-evals go with --guidance")
+        if args.write or args.write_to or args.steps or args.offroad or args.max_evals is not None:
+            raise SdSimError("--write, --write-to, --steps, --offroad and --max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     data = SceneDataset(args.data)
     refs = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(args.limit, len(data))).astype(int)]
@@ -132,18 +141,19 @@ def main(argv: list[str] | None = None) -> None:
         if not results:
             raise SdSimError(f"--max-evals {args.max_evals}: no setting fits the budget")
         _, best, row = min(results, key=lambda r: r[0])
-        cfg, _ = load_config(args.checkpoint)
-        chosen = {"data": str(args.data), "windows": len(refs), "seeds": args.seeds,
+        target = args.write_to or Path(args.checkpoint)
+        cfg, _ = load_config(target)
+        chosen = {"data": str(args.data), "windows": len(refs), "seeds": args.seeds, "measured_with": args.checkpoint,
                   "sampler_steps": best.sampler_steps,
                   "scale": best.guidance_scale, "interval": list(best.guidance_interval),
                   "offroad_vehicle_scale": best.offroad_vehicle_scale,
                   "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
-        save_config(args.checkpoint, replace(cfg, sampler_steps=best.sampler_steps, guidance_scale=best.guidance_scale,
+        save_config(target, replace(cfg, sampler_steps=best.sampler_steps, guidance_scale=best.guidance_scale,
                                              guidance_interval=best.guidance_interval,
                                              offroad_vehicle_scale=best.offroad_vehicle_scale), {"guidance": chosen})
         print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
               f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
-              f"{best.offroad_vehicle_scale:g} to {args.checkpoint}/config.json")
+              f"{best.offroad_vehicle_scale:g} to {target}/config.json")
 
 
 if __name__ == "__main__":

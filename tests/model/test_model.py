@@ -493,9 +493,20 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     assert (cfg.sampler_steps, cfg.guidance_scale, list(cfg.guidance_interval), cfg.offroad_vehicle_scale) == (
         best["steps"], best["guidance"], best["interval"], best["offroad"])
     assert record["guidance"]["windows"] == 3 and record["guidance"]["seeds"] == 2 and "diffusion" in record
+    # chosen with one model (trained without the validation windows), written into another
+    other = _copy_ckpt(trained[0], tmp_path / "all_data")
+    sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "3", "--steps", "2", "--offroad", "0.5",
+           "--write", "--write-to", str(other)])
+    cfg2, record2 = load_config(other)
+    assert (cfg2.guidance_scale, cfg2.offroad_vehicle_scale) == (3.0, 0.5)
+    assert record2["guidance"]["measured_with"] == str(ckpt) and load_config(ckpt)[0] == cfg
+    with pytest.raises(SdSimError, match="--write-to goes with --write"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--write-to", str(other)])
+    with pytest.raises(SdSimError, match="no such checkpoint folder"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--write", "--write-to", str(tmp_path / "nope")])
     with pytest.raises(SdSimError, match="--intervals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
-    with pytest.raises(SdSimError, match="--write, --steps, --offroad and --max-evals"):
+    with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad and --max-evals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--seeds"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--seeds", "0"])
