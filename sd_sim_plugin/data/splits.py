@@ -48,7 +48,8 @@ HELDOUT_REAL_SCENES: tuple[str, ...] = (
 )
 
 
-# Real validation scenes: three of the eleven training scenes (2 nuScenes, one of them busy; 1 Waymo). A model whose
+# Real validation scenes: three of the eleven training scenes (2 nuScenes, one of them busy; 1 Waymo; parking-heavy,
+# as measured after use: 22% of their logged vehicles on the drivable area, docs/model.md). A model whose
 # settings are chosen on real data is trained without them (``train-minus-val``), its settings are chosen on them
 # (``val``), and the chosen settings then go to the model trained on all eleven.
 VAL_REAL_SCENES: tuple[str, ...] = (
