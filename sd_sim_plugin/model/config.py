@@ -77,6 +77,8 @@ class ModelConfig:
             raise ValueError(f"sampler {self.sampler!r} is not one of {', '.join(SOLVERS)}")
         if self.sampler_steps < 1 or self.p_std <= 0:
             raise ValueError(f"sampler_steps ({self.sampler_steps}) and p_std ({self.p_std}) must be positive")
+        if not 0 <= self.offroad_vehicle_scale <= 1:
+            raise ValueError(f"offroad_vehicle_scale ({self.offroad_vehicle_scale}) must be in [0, 1] (1 = no prior)")
         if len(self.guidance_interval) != 2:
             raise ValueError(f"guidance_interval must be [low, high], got {list(self.guidance_interval)}")
         low, high = self.guidance_interval

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                         for n in steps for w in _floats(args.guidance, "--guidance")
                         for iv in _intervals(args.intervals) for o in offroad]
         except ValueError as exc:
-            raise SdSimError(f"--guidance / --intervals: {exc}") from None
+            raise SdSimError(f"--guidance / --intervals / --steps / --offroad: {exc}") from None
     else:
         if args.write or args.write_to or args.steps or args.offroad or args.max_evals is not None:
             raise SdSimError("--write, --write-to, --steps, --offroad and --max-evals go with --guidance")

@@ -500,6 +500,8 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     cfg2, record2 = load_config(other)
     assert (cfg2.guidance_scale, cfg2.offroad_vehicle_scale) == (3.0, 0.5)
     assert record2["guidance"]["measured_with"] == str(ckpt) and load_config(ckpt)[0] == cfg
+    with pytest.raises(SdSimError, match=r"offroad_vehicle_scale \(-0.5\) must be in \[0, 1\]"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--offroad", "-0.5"])
     with pytest.raises(SdSimError, match="--write-to goes with --write"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--write-to", str(other)])
     with pytest.raises(SdSimError, match="no such checkpoint folder"):
