@@ -32,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timestep-scale", type=float, default=1.0,
                    help="factor on the EDM noise conditioning ln(sigma)/4 given to the U-Net as its timestep, for a "
                         "new stage 2 (diffusers' time embedding expects 0..1000; 1 = the shipped checkpoint's recipe)")
+    p.add_argument("--unet-channels", metavar="C1,C2",
+                   help="for a new stage 2: the U-Net's channels at its two resolution levels, multiples of 8 "
+                        "(default: the checkpoint folder's, 32,64 for a folder made by --stage autoencoder)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise SdSimError(f"--timestep-scale must be positive (got {args.timestep_scale})")
     if args.init is not None and args.resume:
         raise SdSimError("--init starts a new run and --resume continues one: give one of them")
+    unet_channels = _unet_channels(args)
     torch.set_num_threads(max(args.threads, 1))
     from sd_sim_plugin.model.checkpoint import load_config
 
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.stage == "diffusion" or args.resume:
         cfg, _ = load_config(args.out)
         if args.stage == "diffusion" and not args.resume:  # the token layout of a fresh stage 2 shapes the cache
-            cfg = cfg.for_new_denoiser(timestep_scale=args.timestep_scale)
+            cfg = cfg.for_new_denoiser(timestep_scale=args.timestep_scale, **unet_channels)
     else:
         cfg = ModelConfig()
     loaded = {d: cached_arrays(d, cfg) for d in dict.fromkeys(args.data)}  # a repeated folder is read once
@@ -73,6 +77,21 @@ def run(args: argparse.Namespace) -> int:
     if args.stage == "autoencoder":
         history = train_autoencoder(train, val, args.out, opts, cfg)
     else:
-        history = train_diffusion(train, val, args.out, opts, timestep_scale=args.timestep_scale)
+        history = train_diffusion(train, val, args.out, opts, timestep_scale=args.timestep_scale, **unet_channels)
     print(f"trained {args.stage} to step {opts.steps} -> {args.out}; last validation: {history[-1] if history else {}}")
     return 0
+
+
+def _unet_channels(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
+    """``--unet-channels`` as a config override ({} when not given); only a new stage 2 takes it."""
+    if args.unet_channels is None:
+        return {}
+    if args.stage != "diffusion" or args.resume or args.init is not None:
+        raise SdSimError("--unet-channels sizes a new stage 2: not with --stage autoencoder, --resume or --init")
+    try:
+        channels = tuple(int(c) for c in args.unet_channels.split(","))
+    except ValueError:
+        channels = ()
+    if len(channels) != 2 or any(c < 8 or c % 8 for c in channels):
+        raise SdSimError(f"--unet-channels {args.unet_channels!r}: give two positive multiples of 8, e.g. 48,96")
+    return {"unet_channels": channels}

@@ -258,10 +258,11 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
 
 
 def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions,
-                    timestep_scale: float = 1.0) -> list[dict]:
+                    timestep_scale: float = 1.0, unet_channels: tuple[int, ...] | None = None) -> list[dict]:
     """Stage 2: train the token-conditioned latent denoiser on the frozen stage-1 encoder's latents.
 
-    A fresh run takes the current stage-2 recipe (:meth:`ModelConfig.for_new_denoiser`); config.json is only
+    A fresh run takes the current stage-2 recipe (:meth:`ModelConfig.for_new_denoiser`) and, when given,
+    ``unet_channels`` (else the folder's U-Net widths); config.json is only
     rewritten when the first weights are published, so a run that fails early leaves the folder as it was.
     """
     out = Path(out)
@@ -276,7 +277,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
             raise SdSimError(f"{opts.init}: no trained diffusion stage to fine-tune from (--init)")
         cfg = replace(cfg, count_coefficients=fit_count_model(train)).with_default_sampling()
     elif not opts.resume:
-        cfg = cfg.for_new_denoiser(timestep_scale=timestep_scale)
+        cfg = cfg.for_new_denoiser(timestep_scale=timestep_scale,
+                                   **({"unet_channels": tuple(unet_channels)} if unet_channels else {}))
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)
     latents = encode_latents(ae, train, opts.device)
     if not opts.resume and not fine_tune:

@@ -311,6 +311,7 @@ def test_corrupt_or_mismatched_checkpoint_gives_one_clear_line(trained, tmp_path
         ScenarioDiffusionGenerator.from_checkpoint(other)
 
     for key, value, says in (("sampler", "rk4", "sampler 'rk4' is not one of"),
+                              ("unet_channels", [12, 24], r"unet_channels \[12, 24\] must be two positive multiples"),
                               ("count_coefficients", [1.0, 2.0], "count_coefficients has 2 values")):
         edited = _copy_ckpt(ckpt, tmp_path / f"bad_{key}")
         text = json.loads((edited / "config.json").read_text())
@@ -407,6 +408,23 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
     args = ["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--init", str(ckpt)]
     assert main([*args, "--resume"]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+def test_new_stage_2_takes_its_unet_width(trained, tmp_path, capsys):
+    """``--unet-channels`` sizes a new stage 2 (recorded in config.json, loadable); anything else is one line."""
+    ckpt = _copy_ckpt(trained[0], tmp_path / "wide")
+    opts = TrainOptions(steps=1, batch_size=2, eval_every=1000, progress=False)
+    train_diffusion(trained[1], None, ckpt, opts, unet_channels=(24, 48))
+    gen = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
+    assert gen.cfg.unet_channels == (24, 48)
+    assert gen.denoiser.unet.config.block_out_channels == (24, 48)
+    args = ["train", "--stage", "diffusion", "--data", str(tmp_path), "--out", str(ckpt)]
+    for extra, says in ((["--unet-channels", "20,40"], "give two positive multiples of 8"),
+                        (["--unet-channels", "wide"], "give two positive multiples of 8"),
+                        (["--unet-channels", "24,48", "--resume"], "sizes a new stage 2")):
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0]
 
 
 def test_bfloat16_unet_stays_close_to_float32_and_is_seeded(trained, road_scenes):
