@@ -88,10 +88,12 @@ def _unet_channels(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
         return {}
     if args.stage != "diffusion" or args.resume or args.init is not None:
         raise SdSimError("--unet-channels sizes a new stage 2: not with --stage autoencoder, --resume or --init")
+    from sd_sim_plugin.model.config import ModelConfig
+
     try:
         channels = tuple(int(c) for c in args.unet_channels.split(","))
+        ModelConfig(unet_channels=channels)  # the config's own check: two positive multiples of 8
     except ValueError:
-        channels = ()
-    if len(channels) != 2 or any(c < 8 or c % 8 for c in channels):
-        raise SdSimError(f"--unet-channels {args.unet_channels!r}: give two positive multiples of 8, e.g. 48,96")
+        raise SdSimError(f"--unet-channels {args.unet_channels!r}: give two positive multiples of 8, "
+                         "e.g. 48,96") from None
     return {"unet_channels": channels}

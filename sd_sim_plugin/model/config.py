@@ -77,7 +77,8 @@ class ModelConfig:
             raise ValueError(f"sampler {self.sampler!r} is not one of {', '.join(SOLVERS)}")
         if self.sampler_steps < 1 or self.p_std <= 0:
             raise ValueError(f"sampler_steps ({self.sampler_steps}) and p_std ({self.p_std}) must be positive")
-        if len(self.unet_channels) != 2 or any(c < 8 or c % 8 for c in self.unet_channels):
+        if len(self.unet_channels) != 2 or not all(
+                isinstance(c, int) and not isinstance(c, bool) and c >= 8 and c % 8 == 0 for c in self.unet_channels):
             # diffusers' U-Net normalises in 8 groups; the denoiser has two resolution levels
             raise ValueError(f"unet_channels {list(self.unet_channels)} must be two positive multiples of 8")
         if not 0 <= self.offroad_vehicle_scale <= 1:
