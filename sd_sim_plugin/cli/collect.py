@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--others-per-t0", type=int, default=None,
                    help="windows centred on other vehicles per t0 beside the ego's (default: PG 6, ScenarioNet 0; "
                         "0 for --split val and eval)")
+    p.add_argument("--others-min-speed", type=float, default=None, metavar="M_PER_S",
+                   help="ScenarioNet: windows centred on other vehicles only around those moving at least this fast "
+                        "at t = 0, so parked cars are not centres (default 0: any vehicle)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -78,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
         if args.data_dir:
             raise SdSimError("--data-dir is for --source scenarionet")
+        if args.others_min_speed is not None:
+            raise SdSimError("--others-min-speed is for --source scenarionet (PG centres are vehicles in traffic)")
         seeds = _seeds(args)
         others = args.others_per_t0 if args.others_per_t0 is not None else (0 if args.split in ("val", "eval") else 6)
         pg = PGConfig(episode_s=args.episode_s, others_per_t0=others,
@@ -94,10 +100,14 @@ def run(args: argparse.Namespace) -> int:
         if args.data_dir is None:
             raise SdSimError("--source scenarionet needs --data-dir")
         others = args.others_per_t0 if args.others_per_t0 is not None else 0
-        if args.split in ("val", "eval") and others:
-            raise SdSimError(f"--split {args.split} windows are centred on the logged ego only; drop --others-per-t0")
+        if args.split in ("val", "eval") and (others or args.others_min_speed is not None):
+            raise SdSimError(f"--split {args.split} windows are centred on the logged ego only; drop --others-per-t0 "
+                             "and --others-min-speed")
+        min_speed = args.others_min_speed if args.others_min_speed is not None else 0.0
+        if not (min_speed >= 0 and math.isfinite(min_speed)):
+            raise SdSimError(f"--others-min-speed {args.others_min_speed}: expected a speed >= 0 in m/s")
         sn = ScenarioNetConfig(window_stride_s=args.window_stride_s if args.window_stride_s is not None else 1.0,
-                               others_per_t0=others)
+                               others_per_t0=others, others_min_speed_mps=min_speed)
         units = scenarionet_units(args.data_dir, horizon, sn, window, split=args.split)
         config = {"source": "scenarionet", "horizon": horizon.to_dict(), "window": window.to_dict(),
                   "scenarionet": sn.to_dict(), "split": args.split}

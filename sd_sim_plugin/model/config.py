@@ -13,7 +13,8 @@ FORMAT_VERSION = 1
 STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean", "p_std", "tokens", "sampler",
                  "sampler_steps", "guidance_scale", "guidance_interval")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
-SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "offroad_vehicle_scale")
+SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "offroad_vehicle_scale",
+                   "ego_flag")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class ModelConfig:
     # Existence scores of vehicle proposals in cells with no drivable pixel are multiplied by this when boxes are
     # ranked (1 = off): a map prior for maps unlike the training maps; chosen on validation scenes (docs/model.md).
     offroad_vehicle_scale: float = 1.0
+    # The global token's centred-on-ego flag when generating. False asks for the neighbourhood of a training window
+    # centred on another vehicle in traffic, which the scarce real ego windows may describe less well; chosen on
+    # validation scenes like the sampler (docs/model.md). Training passes each window's own value.
+    ego_flag: bool = True
     sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m (model/edm.py); chosen by measurement (docs/model.md)
     sampler_steps: int = 6
     # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
@@ -83,6 +88,8 @@ class ModelConfig:
             raise ValueError(f"unet_channels {list(self.unet_channels)} must be two positive multiples of 8")
         if not 0 <= self.offroad_vehicle_scale <= 1:
             raise ValueError(f"offroad_vehicle_scale ({self.offroad_vehicle_scale}) must be in [0, 1] (1 = no prior)")
+        if not isinstance(self.ego_flag, bool):
+            raise ValueError(f"ego_flag ({self.ego_flag!r}) must be true or false")
         if len(self.guidance_interval) != 2:
             raise ValueError(f"guidance_interval must be [low, high], got {list(self.guidance_interval)}")
         low, high = self.guidance_interval

@@ -102,7 +102,7 @@ class ScenarioDiffusionGenerator:
                       centre_is_ego: np.ndarray | bool = True) -> list[Agents]:
         """Batched core: map rasters (B, C_m, H, W), token features / mask, global counts (B,) -> agents per scene.
 
-        ``centre_is_ego`` (the global token's flag) is True for every scene the package generates; training
+        ``centre_is_ego`` is the global token's flag: :meth:`generate` passes the config's ``ego_flag``; training
         validation passes each window's own value.
 
         With ``exact_count``, a scene whose global token is set keeps its (tokens + count) most probable boxes
@@ -179,7 +179,8 @@ class ScenarioDiffusionGenerator:
         if density is None and self.cfg.count_coefficients:  # the count model picks how many agents fit this map
             expected = expected_count(self.cfg.count_coefficients, maps[:1].cpu().numpy())[0]
             counts = np.maximum(np.random.default_rng([int(seed), 1]).poisson(expected, count) - len(tokens), 0)
-        agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed)
+        agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed,
+                                    centre_is_ego=self.cfg.ego_flag)
         ego_box = _ego_box(ego, self.horizon)
         lanes = LaneIndex(map) if self.cfg.lane_snap_deg > 0 and map.num_lanes else None
         scenes = []

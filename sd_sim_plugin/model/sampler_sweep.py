@@ -7,7 +7,8 @@ For each setting, generates one scene per reference window (density = the refere
 ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
 time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
 sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
-their noise intervals, ``--steps``, step counts, and ``--offroad``, off-road vehicle scales) with the checkpoint's own
+their noise intervals, ``--steps``, step counts, ``--offroad``, off-road vehicle scales, and ``--ego-flag``, the global
+token's centred-on-ego flag) with the checkpoint's own
 solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
 config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings
 over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data
@@ -68,6 +69,13 @@ def _floats(text: str, what: str) -> list[float]:
         raise SdSimError(f"{what} {text!r}: expected comma-separated numbers") from None
 
 
+def _flags(text: str) -> list[bool]:
+    values = [x.strip() for x in text.split(",") if x.strip()]
+    if not values or any(v not in ("0", "1") for v in values):
+        raise SdSimError(f"--ego-flag {text!r}: expected 0 and / or 1, comma-separated")
+    return [v == "1" for v in values]
+
+
 def _intervals(text: str) -> list[tuple[float, float]]:
     try:
         return [(float(lo), float(hi)) for lo, hi in (x.split(":") for x in text.split(",") if x.strip())]
@@ -89,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
                                    "(default: the checkpoint's)")
     p.add_argument("--offroad", help="with --guidance: off-road vehicle scales to cross with the rest, e.g. 1,0.3 "
                                      "(default: the checkpoint's; 1 = no map prior)")
+    p.add_argument("--ego-flag", help="with --guidance: centred-on-ego flags to cross with the rest, e.g. 1,0 "
+                                      "(default: the checkpoint's)")
     p.add_argument("--max-evals", type=int,
                    help="with --guidance: only settings with at most this many U-Net evaluations per scene (a "
                         "guided step counts twice) are measured and may be written: the speed budget")
@@ -111,14 +121,16 @@ def main(argv: list[str] | None = None) -> None:
         try:
             steps = [int(n) for n in _floats(args.steps, "--steps")] if args.steps else [base.sampler_steps]
             offroad = _floats(args.offroad, "--offroad") if args.offroad else [base.offroad_vehicle_scale]
-            settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o)
+            flags = _flags(args.ego_flag) if args.ego_flag else [base.ego_flag]
+            settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o,
+                                ego_flag=e)
                         for n in steps for w in _floats(args.guidance, "--guidance")
-                        for iv in _intervals(args.intervals) for o in offroad]
+                        for iv in _intervals(args.intervals) for o in offroad for e in flags]
         except ValueError as exc:
             raise SdSimError(f"--guidance / --intervals / --steps / --offroad: {exc}") from None
     else:
-        if args.write or args.write_to or args.steps or args.offroad or args.max_evals is not None:
-            raise SdSimError("--write, --write-to, --steps, --offroad and --max-evals go with --guidance")
+        if args.write or args.write_to or args.steps or args.offroad or args.ego_flag or args.max_evals is not None:
+            raise SdSimError("--write, --write-to, --steps, --offroad, --ego-flag and --max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     data = SceneDataset(args.data)
     refs = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(args.limit, len(data))).astype(int)]
@@ -130,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         guided = sum(low < s <= high for s in sigmas) if cfg.guidance_scale != 1.0 else 0
         row = {"sampler": cfg.sampler, "steps": cfg.sampler_steps, "network_evals": evals,
                "guidance": cfg.guidance_scale, "interval": list(cfg.guidance_interval), "guided_steps": guided,
-               "offroad": cfg.offroad_vehicle_scale}
+               "offroad": cfg.offroad_vehicle_scale, "ego_flag": cfg.ego_flag}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
@@ -146,14 +158,15 @@ def main(argv: list[str] | None = None) -> None:
         chosen = {"data": str(args.data), "windows": len(refs), "seeds": args.seeds, "measured_with": args.checkpoint,
                   "sampler_steps": best.sampler_steps,
                   "scale": best.guidance_scale, "interval": list(best.guidance_interval),
-                  "offroad_vehicle_scale": best.offroad_vehicle_scale,
+                  "offroad_vehicle_scale": best.offroad_vehicle_scale, "ego_flag": best.ego_flag,
                   "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
         save_config(target, replace(cfg, sampler_steps=best.sampler_steps, guidance_scale=best.guidance_scale,
                                              guidance_interval=best.guidance_interval,
-                                             offroad_vehicle_scale=best.offroad_vehicle_scale), {"guidance": chosen})
+                                             offroad_vehicle_scale=best.offroad_vehicle_scale, ego_flag=best.ego_flag),
+                    {"guidance": chosen})
         print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
               f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
-              f"{best.offroad_vehicle_scale:g} to {target}/config.json")
+              f"{best.offroad_vehicle_scale:g}, ego flag {int(best.ego_flag)} to {target}/config.json")
 
 
 if __name__ == "__main__":

@@ -34,10 +34,14 @@ class ScenarioNetConfig:
 
     window_stride_s: float = 1.0
     others_per_t0: int = 0  # windows centred on other logged vehicles per t0, beside the logged ego's
+    others_min_speed_mps: float = 0.0  # those other centres move at least this fast at t = 0 (0: any vehicle)
 
     def to_dict(self) -> dict:
-        """JSON-friendly form."""
-        return asdict(self)
+        """JSON-friendly form (without a speed floor of 0, so datasets collected before it existed still resume)."""
+        out = asdict(self)
+        if not self.others_min_speed_mps:
+            del out["others_min_speed_mps"]
+        return out
 
 
 def load_scenario(path: str | Path) -> dict:
@@ -109,7 +113,8 @@ def scenario_windows(scenario: dict, horizon: Horizon = Horizon(), config: Scena
                      window_config: WindowConfig = WindowConfig(), name: str = "",
                      world_map: MapGeometry | None = None) -> list[Scene]:
     """Windows every ``window_stride_s`` (k frames) where the whole horizon fits the log: centred on the logged ego,
-    plus ``others_per_t0`` other vehicles (drawn with a generator seeded by the file name)."""
+    plus ``others_per_t0`` other vehicles moving at least ``others_min_speed_mps`` (drawn with a generator seeded by
+    the file name)."""
     tracks = scenario_tracks(scenario)
     world_map = world_map if world_map is not None else map_features_to_geometry(scenario["map_features"])
     t = tracks.times
@@ -123,7 +128,8 @@ def scenario_windows(scenario: dict, horizon: Horizon = Horizon(), config: Scena
         if t[f] + horizon.future_s > t[-1] + 1e-3:
             break
         resampled = resample(tracks, t[f] + horizon.times)
-        for c in window_centres(tracks, resampled[2], config.others_per_t0, rng):
+        speed = np.linalg.norm(resampled[1][:, horizon.t0_index], axis=1)
+        for c in window_centres(tracks, resampled[2], config.others_per_t0, rng, speed, config.others_min_speed_mps):
             scene = cut_window(tracks, world_map, c, float(t[f]), horizon, window_config, {**meta, "frame_index": f},
                                resampled)
             if scene is not None:

@@ -87,15 +87,21 @@ def resample(tracks: Tracks, query_times: np.ndarray, max_gap_s: float | None = 
     return pose, vel, valid
 
 
-def window_centres(tracks: Tracks, valid: np.ndarray, others_per_t0: int, rng: np.random.Generator) -> list[int]:
+def window_centres(tracks: Tracks, valid: np.ndarray, others_per_t0: int, rng: np.random.Generator,
+                   speed: np.ndarray | None = None, others_min_speed: float = 0.0) -> list[int]:
     """The ego (when there is one) plus up to ``others_per_t0`` other vehicles valid at every pose of the window.
 
     ``valid``: (N, Q) validity of :func:`resample` at the window's poses. Windows around other vehicles multiply the
     training data a log or rollout yields; pedestrians and cyclists are never centres (the package generates around a
-    vehicle).
+    vehicle). With ``others_min_speed`` > 0, other centres must move at least that fast (``speed``, (N,) m/s at
+    t = 0): a parked car is no stand-in for an ego in traffic. The ego is kept whatever its speed.
     """
-    full = np.flatnonzero(valid.all(axis=1) & (tracks.types == int(AgentType.VEHICLE)))
-    others = [int(i) for i in full if i != tracks.ego_index]
+    ok = valid.all(axis=1) & (tracks.types == int(AgentType.VEHICLE))
+    if others_min_speed > 0:
+        if speed is None:
+            raise ValueError("others_min_speed needs the speeds at t = 0")
+        ok &= speed >= others_min_speed
+    others = [int(i) for i in np.flatnonzero(ok) if i != tracks.ego_index]
     centres = [tracks.ego_index] if tracks.ego_index >= 0 else []
     if others and others_per_t0 > 0:
         pick = rng.choice(others, size=min(others_per_t0, len(others)), replace=False)

@@ -312,6 +312,7 @@ def test_corrupt_or_mismatched_checkpoint_gives_one_clear_line(trained, tmp_path
 
     for key, value, says in (("sampler", "rk4", "sampler 'rk4' is not one of"),
                               ("unet_channels", [12, 24], r"unet_channels \[12, 24\] must be two positive multiples"),
+                              ("ego_flag", "yes", r"ego_flag \('yes'\) must be true or false"),
                               ("count_coefficients", [1.0, 2.0], "count_coefficients has 2 values")):
         edited = _copy_ckpt(ckpt, tmp_path / f"bad_{key}")
         text = json.loads((edited / "config.json").read_text())
@@ -387,7 +388,8 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
 
     ckpt = _copy_ckpt(trained[0], tmp_path / "guided")  # sampling chosen for it: 4 steps with guidance
     cfg, record = load_config(ckpt)
-    save_config(ckpt, replace(cfg, sampler_steps=4, guidance_scale=2.0, offroad_vehicle_scale=0.3), record)
+    save_config(ckpt, replace(cfg, sampler_steps=4, guidance_scale=2.0, offroad_vehicle_scale=0.3, ego_flag=False),
+                record)
     arrays = trained[1]
     out = tmp_path / "fine_tuned"
     opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=ckpt)
@@ -402,8 +404,8 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
             torch.testing.assert_close(tuned[k], start[k], atol=1e-5, rtol=0)
     (cfg0, _), (cfg1, record) = load_config(ckpt), load_config(out)
     assert (cfg1.latent_mean, cfg1.latent_std, cfg1.p_mean) == (cfg0.latent_mean, cfg0.latent_std, cfg0.p_mean)
-    assert (cfg1.sampler_steps, cfg1.guidance_scale, cfg1.offroad_vehicle_scale) == (
-        ModelConfig().sampler_steps, 1.0, 1.0)  # to be chosen again
+    assert (cfg1.sampler_steps, cfg1.guidance_scale, cfg1.offroad_vehicle_scale, cfg1.ego_flag) == (
+        ModelConfig().sampler_steps, 1.0, 1.0, True)  # to be chosen again
     assert record["diffusion"]["init"] == str(ckpt) and record["autoencoder"]["init"] == str(ckpt)
     args = ["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--init", str(ckpt)]
     assert main([*args, "--resume"]) == 2
@@ -518,6 +520,20 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     cfg2, record2 = load_config(other)
     assert (cfg2.guidance_scale, cfg2.offroad_vehicle_scale) == (3.0, 0.5)
     assert record2["guidance"]["measured_with"] == str(ckpt) and load_config(ckpt)[0] == cfg
+    # the centred-on-ego flag is a sampling choice too: it reaches the model, and the sweep writes its pick
+    gen = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
+    as_ego = gen.generate(road_scenes[0].map, density=3, seed=5)[0].agents.trajectory
+    gen.cfg = replace(gen.cfg, ego_flag=False)
+    assert not np.array_equal(gen.generate(road_scenes[0].map, density=3, seed=5)[0].agents.trajectory, as_ego)
+    capsys.readouterr()
+    sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", "--ego-flag", "1,0",
+           "--write"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["ego_flag"] for r in rows] == [True, False]
+    best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
+    assert load_config(ckpt)[0].ego_flag == best["ego_flag"]
+    with pytest.raises(SdSimError, match="--ego-flag 'yes'"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--ego-flag", "yes"])
     with pytest.raises(SdSimError, match=r"offroad_vehicle_scale \(-0.5\) must be in \[0, 1\]"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--offroad", "-0.5"])
     with pytest.raises(SdSimError, match="--write-to goes with --write"):
@@ -526,7 +542,7 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--write", "--write-to", str(tmp_path / "nope")])
     with pytest.raises(SdSimError, match="--intervals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
-    with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad and --max-evals"):
+    with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --ego-flag and --max-evals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--seeds"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--seeds", "0"])

@@ -118,6 +118,27 @@ def test_windows_around_other_vehicles(dev_data_dir):
         np.testing.assert_allclose(scene.agents.trajectory[0, horizon.t0_index], 0.0, atol=1e-4)  # float32
 
 
+def test_other_centres_can_be_limited_to_moving_vehicles(dev_data_dir):
+    """With a speed floor, every other centre moves at least that fast at t = 0 (parked cars are dropped as
+    centres, not as neighbours), while the ego windows stay; scene-0916 is mostly parked cars."""
+    name = "sd_nuscenes_v1.0-mini_scene-0916.pkl"
+    scenario = load_scenario(dev_data_dir / name)
+    horizon = Horizon(2, 2, 1)
+    t0 = horizon.t0_index
+    every = scenario_windows(scenario, horizon, ScenarioNetConfig(others_per_t0=8), name=name)
+    moving = scenario_windows(scenario, horizon, ScenarioNetConfig(others_per_t0=8, others_min_speed_mps=1.0),
+                              name=name)
+    speed = {id(s): float(np.linalg.norm(s.agents.velocity[0, t0])) for s in every + moving}
+    assert sum(speed[id(s)] < 1.0 for s in every if not s.meta["centre_is_ego"]) > 0
+    others = [s for s in moving if not s.meta["centre_is_ego"]]
+    assert others and all(speed[id(s)] >= 1.0 for s in others)
+    assert len([s for s in moving if s.meta["centre_is_ego"]]) == len([s for s in every if s.meta["centre_is_ego"]])
+    stopped_neighbours = sum(int((np.linalg.norm(s.agents.velocity[1:, t0], axis=1) < 0.5).sum()) for s in others)
+    assert stopped_neighbours > 0
+    assert "others_min_speed_mps" not in ScenarioNetConfig(others_per_t0=8).to_dict()  # old manifests still resume
+    assert ScenarioNetConfig(others_min_speed_mps=1.0).to_dict()["others_min_speed_mps"] == 1.0
+
+
 def test_held_out_real_scenes_are_named_and_split_off(dev_data_dir):
     """The evaluation split is the six named development scenes; training gets the other eleven, never those, and
     three of the eleven are the validation scenes."""
