@@ -38,6 +38,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--others-min-speed", type=float, default=None, metavar="M_PER_S",
                    help="ScenarioNet: windows centred on other vehicles only around those moving at least this fast "
                         "at t = 0, so parked cars are not centres (default 0: any vehicle)")
+    p.add_argument("--min-drivable-share", type=float, default=None, metavar="SHARE",
+                   help="ScenarioNet: skip files where less than this share of the logged vehicles around the ego "
+                        "is on the drivable area (car parks, which the map does not show; default 0: keep all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -82,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
         if args.data_dir:
             raise SdSimError("--data-dir is for --source scenarionet")
-        if args.others_min_speed is not None:
-            raise SdSimError("--others-min-speed is for --source scenarionet (PG centres are vehicles in traffic)")
+        if args.others_min_speed is not None or args.min_drivable_share is not None:
+            raise SdSimError("--others-min-speed and --min-drivable-share are for --source scenarionet")
         seeds = _seeds(args)
         others = args.others_per_t0 if args.others_per_t0 is not None else (0 if args.split in ("val", "eval") else 6)
         pg = PGConfig(episode_s=args.episode_s, others_per_t0=others,
@@ -100,14 +103,19 @@ def run(args: argparse.Namespace) -> int:
         if args.data_dir is None:
             raise SdSimError("--source scenarionet needs --data-dir")
         others = args.others_per_t0 if args.others_per_t0 is not None else 0
-        if args.split in ("val", "eval") and (others or args.others_min_speed is not None):
-            raise SdSimError(f"--split {args.split} windows are centred on the logged ego only; drop --others-per-t0 "
-                             "and --others-min-speed")
+        if args.split in ("val", "eval") and (others or args.others_min_speed is not None
+                                              or args.min_drivable_share is not None):
+            raise SdSimError(f"--split {args.split} takes every scene's logged ego windows as they are; drop "
+                             "--others-per-t0, --others-min-speed and --min-drivable-share")
         min_speed = args.others_min_speed if args.others_min_speed is not None else 0.0
         if not (min_speed >= 0 and math.isfinite(min_speed)):
             raise SdSimError(f"--others-min-speed {args.others_min_speed}: expected a speed >= 0 in m/s")
+        min_share = args.min_drivable_share if args.min_drivable_share is not None else 0.0
+        if not 0 <= min_share <= 1:
+            raise SdSimError(f"--min-drivable-share {args.min_drivable_share}: expected a share in [0, 1]")
         sn = ScenarioNetConfig(window_stride_s=args.window_stride_s if args.window_stride_s is not None else 1.0,
-                               others_per_t0=others, others_min_speed_mps=min_speed)
+                               others_per_t0=others, others_min_speed_mps=min_speed,
+                               min_drivable_share=min_share)
         units = scenarionet_units(args.data_dir, horizon, sn, window, split=args.split)
         config = {"source": "scenarionet", "horizon": horizon.to_dict(), "window": window.to_dict(),
                   "scenarionet": sn.to_dict(), "split": args.split}

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sd_sim_plugin.errors import SdSimError
+from sd_sim_plugin.scene.geometry import LaneIndex
 from sd_sim_plugin.scene.types import AgentType, Horizon, MapGeometry, Scene, wrap_angle
 from sd_sim_plugin.sources.map_features import map_features_to_geometry
 from sd_sim_plugin.sources.tracks import Tracks, WindowConfig, cut_window, resample, window_centres
@@ -35,12 +36,16 @@ class ScenarioNetConfig:
     window_stride_s: float = 1.0
     others_per_t0: int = 0  # windows centred on other logged vehicles per t0, beside the logged ego's
     others_min_speed_mps: float = 0.0  # those other centres move at least this fast at t = 0 (0: any vehicle)
+    # Files where a smaller share of the logged vehicles (ego windows, t = 0) lies on the drivable area are skipped:
+    # car parks, which the maps do not draw (0: keep every file).
+    min_drivable_share: float = 0.0
 
     def to_dict(self) -> dict:
-        """JSON-friendly form (without a speed floor of 0, so datasets collected before it existed still resume)."""
+        """JSON-friendly form (settings left at 0 are omitted, so datasets collected before they existed resume)."""
         out = asdict(self)
-        if not self.others_min_speed_mps:
-            del out["others_min_speed_mps"]
+        for key in ("others_min_speed_mps", "min_drivable_share"):
+            if not out[key]:
+                del out[key]
         return out
 
 
@@ -143,11 +148,32 @@ def read_windows(path: str | Path, horizon: Horizon = Horizon(), config: Scenari
     path = Path(path)
     scenario = load_scenario(path)
     try:
-        return scenario_windows(scenario, horizon, config, window_config, name=path.name)
+        scenes = scenario_windows(scenario, horizon, config, window_config, name=path.name)
     except SdSimError as exc:
         raise SdSimError(f"{path}: {exc}") from None
     except Exception as exc:
         raise SdSimError(f"{path}: cannot cut windows ({type(exc).__name__}: {exc})") from None
+    if config.min_drivable_share > 0:
+        share = drivable_share(scenes)
+        if share < config.min_drivable_share:
+            raise SdSimError(f"{path}: {share:.0%} of its logged vehicles are on the drivable area, under "
+                             f"--min-drivable-share {config.min_drivable_share:g} (a car park the map does not show)")
+    return scenes
+
+
+def drivable_share(scenes: list[Scene]) -> float:
+    """Share of the logged vehicles around the ego (centre excluded) on the drivable area at t = 0, over the
+    ego-centred windows; 1 when there are none."""
+    on_lane = []
+    for scene in scenes:
+        if not scene.meta.get("centre_is_ego") or not scene.map.num_lanes:
+            continue
+        others, t0 = scene.others, scene.horizon.t0_index
+        pick = (others.types == int(AgentType.VEHICLE)) & others.valid[:, t0]
+        if pick.any():
+            pose = others.trajectory[pick, t0].astype(np.float64)
+            on_lane.append(LaneIndex(scene.map).query(pose[:, :2], pose[:, 2])["on_lane"])
+    return float(np.concatenate(on_lane).mean()) if on_lane else 1.0
 
 
 def scenario_files(data_dir: str | Path) -> list[Path]:

@@ -11,6 +11,7 @@ from sd_sim_plugin.scene.transform import Pose2D
 from sd_sim_plugin.scene.types import AgentType, Horizon
 from sd_sim_plugin.sources.scenarionet import (
     ScenarioNetConfig,
+    drivable_share,
     load_scenario,
     read_windows,
     scenario_files,
@@ -137,6 +138,22 @@ def test_other_centres_can_be_limited_to_moving_vehicles(dev_data_dir):
     assert stopped_neighbours > 0
     assert "others_min_speed_mps" not in ScenarioNetConfig(others_per_t0=8).to_dict()  # old manifests still resume
     assert ScenarioNetConfig(others_min_speed_mps=1.0).to_dict()["others_min_speed_mps"] == 1.0
+
+
+def test_car_park_scenes_can_be_skipped(dev_data_dir):
+    """``min_drivable_share`` skips a file whose logged vehicles stand mostly off the drivable area (scene-0916: a car
+    park) with a one-line reason, and keeps a street scene (scene-1077) unchanged."""
+    horizon = Horizon(2, 2, 1)
+    strict = ScenarioNetConfig(min_drivable_share=0.5)
+    street = dev_data_dir / "sd_nuscenes_v1.0-mini_scene-1077.pkl"
+    kept = read_windows(street, horizon, strict)
+    assert drivable_share(kept) > 0.9 and len(kept) == len(read_windows(street, horizon))
+    car_park = dev_data_dir / "sd_nuscenes_v1.0-mini_scene-0916.pkl"
+    assert drivable_share(read_windows(car_park, horizon)) < 0.1
+    with pytest.raises(SdSimError, match=r"scene-0916.pkl: \d+% of its logged vehicles are on the drivable area, "
+                                         r"under --min-drivable-share 0.5"):
+        read_windows(car_park, horizon, strict)
+    assert "min_drivable_share" not in ScenarioNetConfig().to_dict() and strict.to_dict()["min_drivable_share"] == 0.5
 
 
 def test_held_out_real_scenes_are_named_and_split_off(dev_data_dir):
