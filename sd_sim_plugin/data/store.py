@@ -171,7 +171,8 @@ def collect(units: Iterable[Unit], out: str | Path, config: dict, *, sources: di
 
     ``config`` must match the folder's previous runs; ``sources`` (inputs, seeds) may change, e.g. to add seeds.
 
-    A unit whose ``produce`` raises :class:`SdSimError` (unreadable input) is named, skipped and counted.
+    A unit whose ``produce`` raises :class:`SdSimError` (an unreadable input, or one a source's filter rejects, such
+    as a car-park scene under ``--min-drivable-share``) is named, skipped with its reason and counted.
     A folder holding a manifest with a different config is refused, so a resume never mixes configs.
     """
     from tqdm import tqdm
