@@ -25,6 +25,9 @@ def add_parser(subparsers) -> None:
                    help="a fixed split (sd_sim_plugin.data.splits): PG map seeds (train, val, eval), or for "
                         "ScenarioNet the files held out for evaluation (eval), all others (train), the validation "
                         "scenes among those (val) or the training scenes without them (train-minus-val)")
+    p.add_argument("--fold", type=int, default=0,
+                   help="ScenarioNet, with --split val or train-minus-val: which validation fold (0 = the "
+                        "validation scenes; 1 and 2 split the other street scenes for cross-validation; default 0)")
     p.add_argument("--data-dir", type=Path, help="ScenarioNet folder (searched recursively for *.pkl)")
     p.add_argument("--horizon-past", type=float, default=2.0, help="seconds of past (default 2)")
     p.add_argument("--horizon-future", type=float, default=2.0, help="seconds of future (default 2)")
@@ -83,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if args.source == "pg":
         from sd_sim_plugin.sources.pg import PGConfig, pg_units
 
-        if args.data_dir:
-            raise SdSimError("--data-dir is for --source scenarionet")
+        if args.data_dir or args.fold:
+            raise SdSimError("--data-dir and --fold are for --source scenarionet")
         if args.others_min_speed is not None or args.min_drivable_share is not None:
             raise SdSimError("--others-min-speed and --min-drivable-share are for --source scenarionet")
         seeds = _seeds(args)
@@ -116,9 +119,17 @@ def run(args: argparse.Namespace) -> int:
         sn = ScenarioNetConfig(window_stride_s=args.window_stride_s if args.window_stride_s is not None else 1.0,
                                others_per_t0=others, others_min_speed_mps=min_speed,
                                min_drivable_share=min_share)
-        units = scenarionet_units(args.data_dir, horizon, sn, window, split=args.split)
+        from sd_sim_plugin.data.splits import REAL_VAL_FOLDS
+
+        if args.fold and args.split not in ("val", "train-minus-val"):
+            raise SdSimError("--fold goes with --split val or --split train-minus-val")
+        if not 0 <= args.fold < len(REAL_VAL_FOLDS):
+            raise SdSimError(f"--fold {args.fold}: the validation folds are 0 to {len(REAL_VAL_FOLDS) - 1}")
+        units = scenarionet_units(args.data_dir, horizon, sn, window, split=args.split, fold=args.fold)
         config = {"source": "scenarionet", "horizon": horizon.to_dict(), "window": window.to_dict(),
                   "scenarionet": sn.to_dict(), "split": args.split}
+        if args.fold:  # fold 0 manifests keep their old form, so they still resume
+            config["fold"] = args.fold
         sources = {"kind": "ScenarioNet files", "data_dir": str(args.data_dir.resolve())}
     manifest = collect(units, args.out, config, sources=sources, progress=not args.no_progress)
     c = manifest["counts"]

@@ -58,15 +58,26 @@ VAL_REAL_SCENES: tuple[str, ...] = (
     "sd_nuscenes_v1.0-mini_scene-0796.pkl",
     "sd_training.tfrecord-00000-of-01000_8a346109094cd5aa.pkl",
 )
+# Validation folds: fold 0 is VAL_REAL_SCENES; folds 1 and 2 split the other five training scenes that are not car
+# parks (nuScenes and Waymo in each), so that settings can be chosen on all eight street scenes, each measured with
+# a model trained without it (cross-validation), rather than on three. The three car parks are in no fold.
+REAL_VAL_FOLDS: tuple[tuple[str, ...], ...] = (
+    VAL_REAL_SCENES,
+    ("sd_nuscenes_v1.0-mini_scene-0061.pkl", "sd_nuscenes_v1.0-mini_scene-1077.pkl",
+     "sd_training.tfrecord-00000-of-01000_2a1e44d405a6833f.pkl"),
+    ("sd_nuscenes_v1.0-mini_scene-1094.pkl", "sd_waymo_v0.3_b36a6d0bc9e525bc.pkl"),
+)
 SCENE_SPLITS: tuple[str, ...] = ("train", "val", "train-minus-val", "eval")
 
 
-def split_scene_files(files: list[Path], split: str) -> list[Path]:
+def split_scene_files(files: list[Path], split: str, fold: int = 0) -> list[Path]:
     """ScenarioNet files of a named split: ``eval`` (the held-out scenes), ``train`` (all others), ``val`` (the
-    validation scenes among those) or ``train-minus-val`` (the training scenes without them)."""
+    validation scenes of ``fold`` among those) or ``train-minus-val`` (the training scenes without them)."""
     if split not in SCENE_SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {', '.join(SCENE_SPLITS)}")
-    held, val = set(HELDOUT_REAL_SCENES), set(VAL_REAL_SCENES)
+    if not 0 <= fold < len(REAL_VAL_FOLDS):
+        raise ValueError(f"unknown validation fold {fold}: use 0 to {len(REAL_VAL_FOLDS) - 1}")
+    held, val = set(HELDOUT_REAL_SCENES), set(REAL_VAL_FOLDS[fold])
     keep = {"eval": lambda n: n in held, "train": lambda n: n not in held, "val": lambda n: n in val,
             "train-minus-val": lambda n: n not in held and n not in val}[split]
     return [f for f in files if keep(f.name)]
@@ -74,4 +85,6 @@ def split_scene_files(files: list[Path], split: str) -> list[Path]:
 
 assert not set(EVAL_PG_SEEDS) & set(TRAIN_PG_SEED_RANGE), "evaluation seeds must be disjoint from training seeds"
 assert not set(VAL_PG_SEEDS) & (set(TRAIN_PG_SEED_RANGE) | set(EVAL_PG_SEEDS)), "validation seeds must be their own"
-assert not set(VAL_REAL_SCENES) & set(HELDOUT_REAL_SCENES), "validation scenes must not be evaluation scenes"
+assert not {n for f in REAL_VAL_FOLDS for n in f} & set(HELDOUT_REAL_SCENES), \
+    "validation scenes must not be evaluation scenes"
+assert sum(map(len, REAL_VAL_FOLDS)) == len({n for f in REAL_VAL_FOLDS for n in f}), "folds must not overlap"

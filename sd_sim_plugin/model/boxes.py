@@ -14,7 +14,7 @@ import numpy as np
 
 from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.raster.bev import MAP_CHANNELS
-from sd_sim_plugin.scene.geometry import boxes_overlap
+from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.types import Agents, AgentType, wrap_angle
 
 EDGE_SCALE = 4.0
@@ -101,13 +101,16 @@ def drivable_cells(map_raster: np.ndarray, cfg: ModelConfig) -> np.ndarray:
 
 
 def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | None = None,
-                        count: int | None = None, drivable: np.ndarray | None = None) -> Agents:
+                        count: int | None = None, drivable: np.ndarray | None = None,
+                        lanes: LaneIndex | None = None) -> Agents:
     """One decoder output (proposal_channels, G, G) -> agents, most probable first: peaks, overlap removal.
 
     Without ``count``, peaks at or above the existence threshold are kept. With ``count`` (the number of agents the
     caller asked for), the ``count`` most probable peaks above ``MIN_COUNT_PROB`` are kept instead. ``drivable``
     ((G, G) bool, :func:`drivable_cells`) ranks vehicle proposals off it by their score times the config's
-    ``offroad_vehicle_scale``.
+    ``offroad_vehicle_scale``; ``lanes`` ranks vehicle proposals on a lane but more than ``lane_snap_deg`` off the
+    heading of every lane holding them by their score times ``misaligned_vehicle_scale``. With a count, either prior
+    only re-ranks vehicles among vehicles: how many of each type are kept follows the unscaled scores.
     """
     nd, t0 = cfg.num_deltas, cfg.horizon.t0_index
     prob = 1.0 / (1.0 + np.exp(-out[0]))
@@ -116,7 +119,7 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     if len(cells) == 0:
         return Agents.empty(cfg.horizon.num_steps)
     p = out[:, cells[:, 0], cells[:, 1]].T  # (K, C)
-    score = prob[cells[:, 0], cells[:, 1]]
+    score = raw = prob[cells[:, 0], cells[:, 1]]
     heading = np.arctan2(p[:, 2], p[:, 1])
     front, left, back, right = (p[:, 3:7] * EDGE_SCALE).T
     length = np.clip(front + back, 0.3, 25.0)
@@ -129,6 +132,10 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     if drivable is not None and cfg.offroad_vehicle_scale != 1.0:
         offroad = (types == int(AgentType.VEHICLE)) & ~drivable[cells[:, 0], cells[:, 1]]
         score = np.where(offroad, score * cfg.offroad_vehicle_scale, score)
+    if lanes is not None and len(lanes) and cfg.misaligned_vehicle_scale != 1.0:
+        q = lanes.query(centre, heading)
+        across = (types == int(AgentType.VEHICLE)) & q["on_lane"] & (q["heading_gap"] > np.deg2rad(cfg.lane_snap_deg))
+        score = np.where(across, score * cfg.misaligned_vehicle_scale, score)
     traj = np.zeros((len(cells), cfg.horizon.num_steps, 3), np.float32)
     traj[:, t0, :2], traj[:, t0, 2] = centre, heading
     for j, (k, prev) in enumerate(_delta_order(cfg)):
@@ -137,7 +144,15 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
         traj[:, k, 1] = traj[:, prev, 1] + sin_h * dx + cos_h * dy
         traj[:, k, 2] = wrap_angle(traj[:, prev, 2] + deltas[:, j, 2])
     keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale)
-    keep = keep[np.argsort(-score[keep], kind="stable")][:count]
+    keep = keep[np.argsort(-score[keep], kind="stable")]
+    if count is not None and not np.array_equal(score, raw):
+        # The priors re-rank vehicles among vehicles: the type mix of the count asked for stays the network's, so a
+        # demoted vehicle gives its place to another vehicle, not to a pedestrian.
+        first = keep[np.argsort(-raw[keep], kind="stable")][:count]
+        quota = np.bincount(types[first], minlength=NUM_TYPES)
+        chosen = np.concatenate([keep[types[keep] == t][:quota[t]] for t in range(NUM_TYPES)])
+        keep = keep[np.isin(keep, chosen)]
+    keep = keep[:count]
     traj = traj[keep]
     velocity = np.gradient(traj[:, :, :2], cfg.horizon.step_s, axis=1) if cfg.horizon.num_steps > 1 \
         else np.zeros((len(keep), 1, 2))

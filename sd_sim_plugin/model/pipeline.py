@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -99,14 +100,16 @@ class ScenarioDiffusionGenerator:
     @torch.inference_mode()
     def sample_agents(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
                       seed: int = 0, steps: int | None = None, exact_count: bool = True,
-                      centre_is_ego: np.ndarray | bool = True) -> list[Agents]:
+                      centre_is_ego: np.ndarray | bool = True,
+                      lanes: Sequence[LaneIndex | None] | None = None) -> list[Agents]:
         """Batched core: map rasters (B, C_m, H, W), token features / mask, global counts (B,) -> agents per scene.
 
         ``centre_is_ego`` is the global token's flag: :meth:`generate` passes the config's ``ego_flag``; training
         validation passes each window's own value.
 
         With ``exact_count``, a scene whose global token is set keeps its (tokens + count) most probable boxes
-        rather than those above the existence threshold.
+        rather than those above the existence threshold. ``lanes`` (one per scene) lets the config's
+        ``misaligned_vehicle_scale`` rank proposals standing across a lane behind the aligned ones.
         """
         b = len(maps)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -131,9 +134,10 @@ class ScenarioDiffusionGenerator:
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
         wanted = mask.sum(dim=1).cpu().numpy() + counts
         rasters = maps.cpu().numpy() if self.cfg.offroad_vehicle_scale != 1.0 else [None] * b
+        lanes = lanes if lanes is not None and self.cfg.misaligned_vehicle_scale != 1.0 else [None] * b
         return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None,
-                                    drivable=None if m is None else drivable_cells(m, self.cfg))
-                for p, w, c, m in zip(proposals, wanted, counts, rasters)]
+                                    drivable=None if m is None else drivable_cells(m, self.cfg), lanes=ln)
+                for p, w, c, m, ln in zip(proposals, wanted, counts, rasters, lanes, strict=True)]
 
     def _traced_unet(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
         """The U-Net traced and frozen once, on the first batch's shapes (any batch size and token count after);
@@ -179,10 +183,10 @@ class ScenarioDiffusionGenerator:
         if density is None and self.cfg.count_coefficients:  # the count model picks how many agents fit this map
             expected = expected_count(self.cfg.count_coefficients, maps[:1].cpu().numpy())[0]
             counts = np.maximum(np.random.default_rng([int(seed), 1]).poisson(expected, count) - len(tokens), 0)
-        agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed,
-                                    centre_is_ego=self.cfg.ego_flag)
-        ego_box = _ego_box(ego, self.horizon)
         lanes = LaneIndex(map) if self.cfg.lane_snap_deg > 0 and map.num_lanes else None
+        agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed,
+                                    centre_is_ego=self.cfg.ego_flag, lanes=[lanes] * count)
+        ego_box = _ego_box(ego, self.horizon)
         scenes = []
         for i, a in enumerate(agents):
             if lanes is not None:

@@ -1,19 +1,21 @@
 """Choose sampler settings by measuring realism against speed.
 
 Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 --intervals 1:10 --steps 4,6
---offroad 1,0.3 --write]``.
+--offroad 1,0.3 --misaligned 1,0 --fold CKPT2 DATA2 --write]``.
 
 For each setting, generates one scene per reference window (density = the reference's agent count, the reference's
 ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
 time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
 sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
-their noise intervals, ``--steps``, step counts, ``--offroad``, off-road vehicle scales, and ``--ego-flag``, the global
-token's centred-on-ego flag) with the checkpoint's own
+their noise intervals, ``--steps``, step counts, ``--offroad``, off-road vehicle scales, ``--misaligned``, the scales of
+vehicles standing across a lane, and ``--ego-flag``, the global token's centred-on-ego flag) with the checkpoint's own
 solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
 config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings
 over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data
-when CKPT was trained without the validation scenes). Run it on validation windows (``data/pg_val``,
-``data/real_val``), never on the evaluation set.
+when CKPT was trained without the validation scenes). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation
+folds: each setting is measured with every validation model on its own validation windows and the MMDs are pooled
+over all of them (``folds`` in the output keeps each fold's). Run it on validation windows (``data/pg_val``,
+``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the evaluation set.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.metrics.harness import reference_density
 from sd_sim_plugin.metrics.suite import evaluate
 from sd_sim_plugin.model.checkpoint import load_config, save_config
-from sd_sim_plugin.model.config import ModelConfig
+from sd_sim_plugin.model.config import SAMPLING_CHOICE, ModelConfig
 from sd_sim_plugin.model.edm import karras_sigmas, network_evaluations
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
 from sd_sim_plugin.scene.types import Scene
@@ -56,10 +58,27 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
             out += gen.generate(ref.map, ego=ego, density=reference_density(ref, gen.agent_types),
                                 seed=round_ * 1_000_003 + i)
             cpu += time.process_time() - start
-        mmds.append([evaluate(out, refs)["mmd"][k] for k in MMD_KEYS])
+        mmd = evaluate(out, refs)["mmd"]
+        mmds.append([mmd[k] for k in MMD_KEYS])
     mean = np.mean(mmds, axis=0)
     return {"cpu_ms_per_scene": round(1000 * cpu / (len(refs) * seeds), 1),
-            **{k: round(float(v), 4) for k, v in zip(MMD_KEYS, mean)}}
+            **{k: round(float(v), 4) for k, v in zip(MMD_KEYS, mean)}, "scenes_used": mmd["scenes_used"]}
+
+
+def measure_folds(folds: list[tuple[ScenarioDiffusionGenerator, ModelConfig, list[Scene]]], setting: ModelConfig,
+                  seeds: int = 1) -> dict:
+    """:func:`measure_setting` on every (validation model, its own config, its validation windows) with the
+    sampling choice of ``setting``, pooled: MMDs weighted by the scenes each fold scored, CPU time by its windows."""
+    rows = [measure_setting(gen, replace(own, **{n: getattr(setting, n) for n in SAMPLING_CHOICE}), refs, seeds)
+            for gen, own, refs in folds]
+    used = np.array([r["scenes_used"] for r in rows], np.float64)
+    windows = np.array([len(refs) for _, _, refs in folds], np.float64)
+    pooled = {k: round(float(np.dot(used, [r[k] for r in rows]) / used.sum()), 4) for k in MMD_KEYS}
+    out = {"cpu_ms_per_scene": round(float(np.dot(windows, [r["cpu_ms_per_scene"] for r in rows]) / windows.sum()), 1),
+           **pooled}
+    if len(rows) > 1:
+        out["folds"] = [{k: r[k] for k in MMD_KEYS} for r in rows]
+    return out
 
 
 def _floats(text: str, what: str) -> list[float]:
@@ -97,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
                                    "(default: the checkpoint's)")
     p.add_argument("--offroad", help="with --guidance: off-road vehicle scales to cross with the rest, e.g. 1,0.3 "
                                      "(default: the checkpoint's; 1 = no map prior)")
+    p.add_argument("--misaligned", help="with --guidance: scales of vehicles standing across a lane to cross with the "
+                                        "rest, e.g. 1,0 (default: the checkpoint's; 1 = no lane prior)")
     p.add_argument("--ego-flag", help="with --guidance: centred-on-ego flags to cross with the rest, e.g. 1,0 "
                                       "(default: the checkpoint's)")
     p.add_argument("--max-evals", type=int,
@@ -104,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
                         "guided step counts twice) are measured and may be written: the speed budget")
     p.add_argument("--write", action="store_true",
                    help="with --guidance: store the setting with the lowest sum of MMDs in the checkpoint")
+    p.add_argument("--fold", nargs=2, action="append", default=[], metavar=("CKPT", "DATA"),
+                   help="cross-validation: another validation model and its own validation windows (repeatable); "
+                        "every setting is measured on each pair and the MMDs are pooled over all their windows")
     p.add_argument("--write-to", type=Path,
                    help="with --write: store it in this checkpoint instead, e.g. the one trained on all the data "
                         "when CKPT was trained without the validation scenes")
@@ -115,25 +139,31 @@ def main(argv: list[str] | None = None) -> None:
             raise SdSimError("--write-to goes with --write")
         load_config(args.write_to)  # a missing or broken target fails now, not after the sweep
     torch.set_num_threads(args.threads)
-    gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint)
-    base = gen.cfg
+    folds = []
+    for ckpt, data_dir in [(args.checkpoint, args.data), *args.fold]:
+        gen = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
+        data = SceneDataset(data_dir)
+        refs = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(args.limit, len(data))).astype(int)]
+        folds.append((gen, gen.cfg, refs))
+    base = folds[0][1]
     if args.guidance:
         try:
             steps = [int(n) for n in _floats(args.steps, "--steps")] if args.steps else [base.sampler_steps]
             offroad = _floats(args.offroad, "--offroad") if args.offroad else [base.offroad_vehicle_scale]
+            across = _floats(args.misaligned, "--misaligned") if args.misaligned else [base.misaligned_vehicle_scale]
             flags = _flags(args.ego_flag) if args.ego_flag else [base.ego_flag]
             settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o,
-                                ego_flag=e)
+                                misaligned_vehicle_scale=m, ego_flag=e)
                         for n in steps for w in _floats(args.guidance, "--guidance")
-                        for iv in _intervals(args.intervals) for o in offroad for e in flags]
+                        for iv in _intervals(args.intervals) for o in offroad for m in across for e in flags]
         except ValueError as exc:
-            raise SdSimError(f"--guidance / --intervals / --steps / --offroad: {exc}") from None
+            raise SdSimError(f"--guidance / --intervals / --steps / --offroad / --misaligned: {exc}") from None
     else:
-        if args.write or args.write_to or args.steps or args.offroad or args.ego_flag or args.max_evals is not None:
-            raise SdSimError("--write, --write-to, --steps, --offroad, --ego-flag and --max-evals go with --guidance")
+        if (args.write or args.write_to or args.steps or args.offroad or args.misaligned or args.ego_flag
+                or args.max_evals is not None):
+            raise SdSimError("--write, --write-to, --steps, --offroad, --misaligned, --ego-flag and --max-evals go "
+                             "with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
-    data = SceneDataset(args.data)
-    refs = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(args.limit, len(data))).astype(int)]
     results = []
     for cfg in settings:
         evals = network_evaluations(cfg.sampler, cfg.sampler_steps)
@@ -142,11 +172,12 @@ def main(argv: list[str] | None = None) -> None:
         guided = sum(low < s <= high for s in sigmas) if cfg.guidance_scale != 1.0 else 0
         row = {"sampler": cfg.sampler, "steps": cfg.sampler_steps, "network_evals": evals,
                "guidance": cfg.guidance_scale, "interval": list(cfg.guidance_interval), "guided_steps": guided,
-               "offroad": cfg.offroad_vehicle_scale, "ego_flag": cfg.ego_flag}
+               "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
+               "ego_flag": cfg.ego_flag}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
-        row.update(measure_setting(gen, cfg, refs, args.seeds))
+        row.update(measure_folds(folds, cfg, args.seeds))
         results.append((sum(row[k] for k in MMD_KEYS), cfg, row))
         print(json.dumps(row), flush=True)
     if args.write:
@@ -155,18 +186,21 @@ def main(argv: list[str] | None = None) -> None:
         _, best, row = min(results, key=lambda r: r[0])
         target = args.write_to or Path(args.checkpoint)
         cfg, _ = load_config(target)
-        chosen = {"data": str(args.data), "windows": len(refs), "seeds": args.seeds, "measured_with": args.checkpoint,
+        pairs = [(args.checkpoint, args.data), *args.fold]
+        chosen = {"data": str(args.data) if not args.fold else [d for _, d in pairs],
+                  "windows": sum(len(refs) for _, _, refs in folds), "seeds": args.seeds,
+                  "measured_with": args.checkpoint if not args.fold else [c for c, _ in pairs],
                   "sampler_steps": best.sampler_steps,
                   "scale": best.guidance_scale, "interval": list(best.guidance_interval),
-                  "offroad_vehicle_scale": best.offroad_vehicle_scale, "ego_flag": best.ego_flag,
+                  "offroad_vehicle_scale": best.offroad_vehicle_scale,
+                  "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "ego_flag": best.ego_flag,
                   "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
-        save_config(target, replace(cfg, sampler_steps=best.sampler_steps, guidance_scale=best.guidance_scale,
-                                             guidance_interval=best.guidance_interval,
-                                             offroad_vehicle_scale=best.offroad_vehicle_scale, ego_flag=best.ego_flag),
+        save_config(target, replace(cfg, **{name: getattr(best, name) for name in SAMPLING_CHOICE}),
                     {"guidance": chosen})
         print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
               f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
-              f"{best.offroad_vehicle_scale:g}, ego flag {int(best.ego_flag)} to {target}/config.json")
+              f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, ego flag "
+              f"{int(best.ego_flag)} to {target}/config.json")
 
 
 if __name__ == "__main__":

@@ -189,9 +189,10 @@ def scenario_files(data_dir: str | Path) -> list[Path]:
 
 def scenarionet_units(data_dir: str | Path, horizon: Horizon = Horizon(),
                       config: ScenarioNetConfig = ScenarioNetConfig(),
-                      window_config: WindowConfig = WindowConfig(), split: str | None = None) -> list:
-    """One store unit per file (shard ``sn_<relative path>.npz``); ``split`` keeps the files of a named split
-    (:func:`sd_sim_plugin.data.splits.split_scene_files`)."""
+                      window_config: WindowConfig = WindowConfig(), split: str | None = None,
+                      fold: int = 0) -> list:
+    """One store unit per file (shard ``sn_<relative path>.npz``); ``split`` keeps the files of a named split and
+    validation ``fold`` (:func:`sd_sim_plugin.data.splits.split_scene_files`)."""
     from sd_sim_plugin.data.store import Unit
 
     root = Path(data_dir)
@@ -204,9 +205,10 @@ def scenarionet_units(data_dir: str | Path, horizon: Horizon = Horizon(),
     if split is not None:
         from sd_sim_plugin.data.splits import split_scene_files
 
-        files = split_scene_files(files, split)
+        files = split_scene_files(files, split, fold)
         if not files:
-            raise SdSimError(f"{data_dir}: no ScenarioNet files in the {split!r} split")
+            raise SdSimError(f"{data_dir}: no ScenarioNet files in the {split!r} split"
+                             + (f" of fold {fold}" if fold else ""))
     for path in files:
         rel = path.relative_to(root).as_posix()
         stem = rel[: -len(".pkl")]

@@ -84,6 +84,41 @@ def test_offroad_vehicle_prior_reranks_vehicles_only(tiny_config):
     assert kept_cell_row(0.01) == kept_cell_row(1.0)
 
 
+def test_misaligned_vehicle_prior_prefers_vehicles_along_their_lane(tiny_config):
+    """With a requested count, a likelier vehicle standing across a lane loses its place to one along a lane when the
+    misaligned scale is below 1; off the lanes, or at scale 1, the ranking is left alone."""
+    from sd_sim_plugin.scene.geometry import LaneIndex
+    from sd_sim_plugin.scene.types import AgentType, MapGeometry
+
+    cfg = tiny_config
+    out = np.zeros((7 + 3 * cfg.num_deltas + 3, cfg.grid, cfg.grid), np.float32)
+    out[0] = -10.0
+    out[0, 12, 16], out[0, 20, 16] = 5.0, 3.0  # rows 12 and 20: 10 m ahead of the ego and 10 m behind it
+    out[3:7] = 0.5
+    out[1, 20, 16] = 1.0  # the weaker one heads along +x, like the lane
+    out[2, 12, 16] = 1.0  # the stronger one heads along +y: across the lane
+    out[7 + 3 * cfg.num_deltas] = 5.0  # vehicle logits
+    road = MapGeometry(lane_ids=["road"], lane_centrelines=[np.array([[-40.0, 0.0], [40.0, 0.0]])],
+                       lane_widths=np.array([30.0]))
+    lanes = LaneIndex(road)
+
+    def kept_x(scale: float, index: LaneIndex) -> float:
+        agents = proposals_to_agents(out, replace(cfg, misaligned_vehicle_scale=scale), count=1, lanes=index)
+        return agents.trajectory[0, cfg.horizon.t0_index, 0]
+
+    assert kept_x(1.0, lanes) > 0 > kept_x(0.0, lanes)  # scale 0: the one along the lane
+    assert kept_x(0.99, lanes) > 0  # a mild prior: 0.99 x 0.993 still beats 0.953
+    out[7 + 3 * cfg.num_deltas + 1, 4, 16], out[0, 4, 16] = 10.0, 4.0  # a pedestrian, between the two in score
+    agents = proposals_to_agents(out, replace(cfg, misaligned_vehicle_scale=0.0), count=1, lanes=lanes)
+    assert list(agents.types) == [int(AgentType.VEHICLE)] and agents.trajectory[0, 2, 0] < 0  # a vehicle's place
+    out[0, 4, 16] = -10.0
+    far = LaneIndex(MapGeometry(lane_ids=["far"], lane_centrelines=[np.array([[-40.0, 200.0], [40.0, 200.0]])],
+                                lane_widths=np.array([3.5])))
+    assert kept_x(0.0, far) > 0  # on no lane: nothing to stand across
+    with pytest.raises(ValueError, match="lane_snap_deg > 0"):
+        replace(cfg, misaligned_vehicle_scale=0.5, lane_snap_deg=0.0)
+
+
 def test_token_dropout_counts_the_dropped_agents():
     """The global token equals the number of dropped tokens (or UNSET), and 40% of samples keep everything."""
     rng = np.random.default_rng(0)
@@ -270,6 +305,24 @@ def test_same_seed_same_scene(trained, road_scenes):
     assert not torch.equal(first, torch.randn(3, generator=torch.Generator().manual_seed(8)))
 
 
+def test_lane_prior_reaches_the_decoder_only_when_set(trained, road_scenes, monkeypatch):
+    """``generate`` hands every scene's lanes to the decoder when the misaligned-vehicle scale is below 1, else none."""
+    from sd_sim_plugin.model import pipeline
+    from sd_sim_plugin.scene.geometry import LaneIndex
+
+    seen = []
+    decode = pipeline.proposals_to_agents
+    monkeypatch.setattr(pipeline, "proposals_to_agents",
+                        lambda *a, **kw: (seen.append(kw.get("lanes")), decode(*a, **kw))[1])
+    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    gen.generate(road_scenes[0].map, density=3, seed=1, count=2)
+    assert seen == [None, None]
+    gen.cfg = replace(gen.cfg, misaligned_vehicle_scale=0.0)
+    seen.clear()
+    gen.generate(road_scenes[0].map, density=3, seed=1, count=2)
+    assert len(seen) == 2 and all(isinstance(x, LaneIndex) and len(x) for x in seen)
+
+
 def test_checkpoint_round_trip(trained, road_scenes, tmp_path):
     """Weights and config survive a save/load round trip: the loaded model generates the same scenes."""
     ckpt = trained[0]
@@ -388,8 +441,8 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
 
     ckpt = _copy_ckpt(trained[0], tmp_path / "guided")  # sampling chosen for it: 4 steps with guidance
     cfg, record = load_config(ckpt)
-    save_config(ckpt, replace(cfg, sampler_steps=4, guidance_scale=2.0, offroad_vehicle_scale=0.3, ego_flag=False),
-                record)
+    save_config(ckpt, replace(cfg, sampler_steps=4, guidance_scale=2.0, offroad_vehicle_scale=0.3,
+                              misaligned_vehicle_scale=0.0, ego_flag=False), record)
     arrays = trained[1]
     out = tmp_path / "fine_tuned"
     opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=ckpt)
@@ -404,8 +457,8 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
             torch.testing.assert_close(tuned[k], start[k], atol=1e-5, rtol=0)
     (cfg0, _), (cfg1, record) = load_config(ckpt), load_config(out)
     assert (cfg1.latent_mean, cfg1.latent_std, cfg1.p_mean) == (cfg0.latent_mean, cfg0.latent_std, cfg0.p_mean)
-    assert (cfg1.sampler_steps, cfg1.guidance_scale, cfg1.offroad_vehicle_scale, cfg1.ego_flag) == (
-        ModelConfig().sampler_steps, 1.0, 1.0, True)  # to be chosen again
+    assert (cfg1.sampler_steps, cfg1.guidance_scale, cfg1.offroad_vehicle_scale, cfg1.misaligned_vehicle_scale,
+            cfg1.ego_flag) == (ModelConfig().sampler_steps, 1.0, 1.0, 1.0, True)  # to be chosen again
     assert record["diffusion"]["init"] == str(ckpt) and record["autoencoder"]["init"] == str(ckpt)
     args = ["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--init", str(ckpt)]
     assert main([*args, "--resume"]) == 2
@@ -532,6 +585,27 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     assert [r["ego_flag"] for r in rows] == [True, False]
     best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
     assert load_config(ckpt)[0].ego_flag == best["ego_flag"]
+    capsys.readouterr()  # the lane prior likewise
+    sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", "--misaligned", "1,0",
+           "--write"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["misaligned"] for r in rows] == [1.0, 0.0]
+    best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
+    cfg3, record3 = load_config(ckpt)
+    assert cfg3.misaligned_vehicle_scale == record3["guidance"]["misaligned_vehicle_scale"] == best["misaligned"]
+    # cross-validation: each fold's model on its own windows, pooled by the scenes each scored
+    write_shard(tmp_path / "val_b" / "shard_00000.npz", road_scenes[:2], {"unit": "test"})
+    capsys.readouterr()
+    sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "1", "--steps", "2", "--fold", str(other),
+           str(tmp_path / "val_b"), "--write", "--write-to", str(other)])
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    first, second = row["folds"]
+    for k in ("position", "heading_vector", "velocity"):
+        assert row[k] == pytest.approx((3 * first[k] + 2 * second[k]) / 5, abs=2e-4)
+    record4 = load_config(other)[1]["guidance"]
+    assert record4["measured_with"] == [str(ckpt), str(other)] and record4["windows"] == 5
+    with pytest.raises(SdSimError, match=r"misaligned_vehicle_scale \(2.0\) must be in \[0, 1\]"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--misaligned", "2"])
     with pytest.raises(SdSimError, match="--ego-flag 'yes'"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--ego-flag", "yes"])
     with pytest.raises(SdSimError, match=r"offroad_vehicle_scale \(-0.5\) must be in \[0, 1\]"):
@@ -542,7 +616,7 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--write", "--write-to", str(tmp_path / "nope")])
     with pytest.raises(SdSimError, match="--intervals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
-    with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --ego-flag and --max-evals"):
+    with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --misaligned, --ego-flag and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--seeds"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--seeds", "0"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sd_sim_plugin.data.splits import HELDOUT_REAL_SCENES, VAL_REAL_SCENES, split_scene_files
+from sd_sim_plugin.data.splits import HELDOUT_REAL_SCENES, REAL_VAL_FOLDS, VAL_REAL_SCENES, split_scene_files
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.scene.transform import Pose2D
 from sd_sim_plugin.scene.types import AgentType, Horizon
@@ -170,3 +170,13 @@ def test_held_out_real_scenes_are_named_and_split_off(dev_data_dir):
     assert [u.source["file"] for u in units] == sorted(HELDOUT_REAL_SCENES)
     with pytest.raises(ValueError, match="unknown split"):
         split_scene_files(files, "test")
+    # cross-validation folds: each fold's validation scenes are training scenes, and its training files the others
+    folds = [split_scene_files(files, "val", k) for k in range(len(REAL_VAL_FOLDS))]
+    assert [sorted(p.name for p in f) for f in folds] == [sorted(f) for f in REAL_VAL_FOLDS]
+    assert len({p for f in folds for p in f}) == 8 and {p for f in folds for p in f} <= set(train)
+    for k, fold in enumerate(folds):
+        assert sorted(fold + split_scene_files(files, "train-minus-val", k)) == sorted(train)
+    assert [u.source["file"] for u in scenarionet_units(dev_data_dir, split="val", fold=2)] == sorted(
+        REAL_VAL_FOLDS[2])
+    with pytest.raises(ValueError, match="unknown validation fold 3"):
+        split_scene_files(files, "val", 3)
