@@ -49,7 +49,7 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
     """MMDs (mean over ``seeds`` samplings) and CPU ms per scene of ``gen`` sampling with ``cfg`` on every
     reference's map (seed = its index, plus 1,000,003 per extra sampling)."""
     gen.cfg = cfg
-    mmds, cpu = [], 0.0
+    mmds, used, cpu = [], [], 0.0
     for round_ in range(seeds):
         out = []
         for i, ref in enumerate(refs):
@@ -60,9 +60,10 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
             cpu += time.process_time() - start
         mmd = evaluate(out, refs)["mmd"]
         mmds.append([mmd[k] for k in MMD_KEYS])
+        used.append(mmd["scenes_used"])
     mean = np.mean(mmds, axis=0)
     return {"cpu_ms_per_scene": round(1000 * cpu / (len(refs) * seeds), 1),
-            **{k: round(float(v), 4) for k, v in zip(MMD_KEYS, mean)}, "scenes_used": mmd["scenes_used"]}
+            **{k: round(float(v), 4) for k, v in zip(MMD_KEYS, mean)}, "scenes_used": float(np.mean(used))}
 
 
 def measure_folds(folds: list[tuple[ScenarioDiffusionGenerator, ModelConfig, list[Scene]]], setting: ModelConfig,
