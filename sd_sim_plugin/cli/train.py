@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from sd_sim_plugin.errors import SdSimError
@@ -36,6 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--unet-channels", metavar="C1,C2",
                    help="for a new stage 2: the U-Net's channels at its two resolution levels, multiples of 8 "
                         "(default: the checkpoint folder's, 32,64 for a folder made by --stage autoencoder)")
+    p.add_argument("--mirror-left-hand", action="store_true",
+                   help="mirror every window whose lanes say traffic keeps left into right-hand traffic before "
+                        "training, and record it so that generation mirrors such maps in and out (a run from --init "
+                        "or --resume keeps its checkpoint's setting; this flag can only turn it on)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)
@@ -69,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
             cfg = cfg.for_new_denoiser(timestep_scale=args.timestep_scale, **unet_channels)
     else:
         cfg = ModelConfig()
+    if args.mirror_left_hand:
+        if args.resume and not cfg.mirror_left_hand:
+            raise SdSimError(f"--mirror-left-hand: {args.out} was trained without it, so --resume cannot add it")
+        cfg = replace(cfg, mirror_left_hand=True)
     loaded = {d: cached_arrays(d, cfg) for d in dict.fromkeys(args.data)}  # a repeated folder is read once
     train = concatenate([loaded[d] for d in args.data])
     val = cached_arrays(args.val, cfg) if args.val else None
@@ -78,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if args.stage == "autoencoder":
         history = train_autoencoder(train, val, args.out, opts, cfg)
     else:
-        history = train_diffusion(train, val, args.out, opts, timestep_scale=args.timestep_scale, **unet_channels)
+        history = train_diffusion(train, val, args.out, opts, timestep_scale=args.timestep_scale,
+                                  mirror_left_hand=cfg.mirror_left_hand, **unet_channels)
     print(f"trained {args.stage} to step {opts.steps} -> {args.out}; last validation: {history[-1] if history else {}}")
     return 0
 

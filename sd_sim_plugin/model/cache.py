@@ -20,6 +20,7 @@ from sd_sim_plugin.model.boxes import agents_to_targets
 from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.tokens import agent_token_features
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_agents, rasterise_map
+from sd_sim_plugin.scene.handedness import mirror_scene, traffic_side
 from sd_sim_plugin.scene.tokens import tokens_from_agents
 from sd_sim_plugin.scene.types import Agents, Scene
 
@@ -42,10 +43,14 @@ def agents_in_view(scene: Scene, cfg: ModelConfig) -> Agents:
 
 
 def scene_arrays(scene: Scene, cfg: ModelConfig) -> dict[str, np.ndarray]:
-    """One window -> its training arrays (float16 rasters and targets)."""
+    """One window -> its training arrays (float16 rasters and targets); a left-hand window is mirrored first when
+    the config says so."""
     if scene.horizon != cfg.horizon:
         raise SdSimError(f"scene horizon {scene.horizon} differs from the model's {cfg.horizon}")
     rcfg = RasterConfig(cfg.size_px, cfg.resolution_m)
+    # MetaDrive's procedural maps keep right: no need to read their lanes
+    if cfg.mirror_left_hand and scene.meta.get("source") != "pg" and traffic_side(scene.map) == "left":
+        scene = mirror_scene(scene)
     agents = agents_in_view(scene, cfg)
     tokens = np.zeros((cfg.tokens.max_tokens, cfg.tokens.agent_dim), np.float16)
     feats = agent_token_features(tokens_from_agents(agents, scene.horizon), cfg.tokens)
@@ -81,6 +86,8 @@ def config_key(cfg: ModelConfig) -> str:
     """Key from the config parts that shape the cached arrays."""
     shape = {k: cfg.to_dict()[k] for k in ("size_px", "resolution_m", "map_channels", "agent_channels", "horizon",
                                            "grid", "tokens")}
+    if cfg.mirror_left_hand:  # only then, so that caches written before the field keep their keys
+        shape["mirror_left_hand"] = True
     return hashlib.sha1(json.dumps({"v": CACHE_VERSION, "cfg": shape}, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -49,6 +49,11 @@ class ModelConfig:
     # centred on another vehicle in traffic, which the scarce real ego windows may describe less well; chosen on
     # validation scenes like the sampler (docs/model.md). Training passes each window's own value.
     ego_flag: bool = True
+    # Scenes whose lanes say traffic keeps left (scene/handedness.py) are mirrored into right-hand traffic before
+    # rasterising, in training and generation, and generated agents are mirrored back: the scarce left-hand real
+    # scenes (Singapore) then teach the same right-hand model as everything else (docs/model.md). Set by
+    # ``sd-sim train --mirror-left-hand`` (it changes the training data); false = checkpoints trained without it.
+    mirror_left_hand: bool = False
     sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m (model/edm.py); chosen by measurement (docs/model.md)
     sampler_steps: int = 6
     # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
@@ -97,8 +102,9 @@ class ModelConfig:
                              "(1 = no prior)")
         if self.misaligned_vehicle_scale != 1 and self.lane_snap_deg <= 0:
             raise ValueError("misaligned_vehicle_scale needs lane_snap_deg > 0: it is the heading tolerance")
-        if not isinstance(self.ego_flag, bool):
-            raise ValueError(f"ego_flag ({self.ego_flag!r}) must be true or false")
+        for name in ("ego_flag", "mirror_left_hand"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")
         if len(self.guidance_interval) != 2:
             raise ValueError(f"guidance_interval must be [low, high], got {list(self.guidance_interval)}")
         low, high = self.guidance_interval

@@ -20,6 +20,7 @@ from sd_sim_plugin.model.edm import classifier_free_guidance, karras_sigmas, sam
 from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
+from sd_sim_plugin.scene.handedness import mirror_agents, mirror_map, mirror_token, traffic_side
 from sd_sim_plugin.scene.tokens import AgentToken
 from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, Scene, wrap_angle
 
@@ -173,6 +174,16 @@ class ScenarioDiffusionGenerator:
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
                  density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
         """Generate ``count`` scenes on ``map`` (ego frame); agents overlapping the ego are dropped."""
+        if self.cfg.mirror_left_hand and traffic_side(map) == "left":
+            # the model was trained on right-hand traffic: generate the mirror image and mirror the agents back
+            scenes = self._generate(mirror_map(map), None if ego is None else mirror_agents(ego),
+                                    [mirror_token(t) for t in agent_tokens or []], density, seed, count)
+            return [replace(s, map=map, agents=mirror_agents(s.agents), meta={**s.meta, "mirrored": True})
+                    for s in scenes]
+        return self._generate(map, ego, agent_tokens, density, seed, count)
+
+    def _generate(self, map: MapGeometry, ego: Agents | None, agent_tokens: list[AgentToken] | None,
+                  density: int | None, seed: int, count: int) -> list[Scene]:
         maps = torch.from_numpy(rasterise_map(map, self.raster)).to(self.device)[None].expand(count, -1, -1, -1)
         tokens = list(agent_tokens or [])[: self.cfg.tokens.max_tokens]
         feats = torch.from_numpy(agent_token_features(tokens, self.cfg.tokens))

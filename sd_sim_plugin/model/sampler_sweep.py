@@ -1,14 +1,15 @@
 """Choose sampler settings by measuring realism against speed.
 
 Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 --intervals 1:10 --steps 4,6
---offroad 1,0.3 --misaligned 1,0 --fold CKPT2 DATA2 --write]``.
+--offroad 1,0.3 --misaligned 1,0 --mirror-left 0,1 --fold CKPT2 DATA2 --write]``.
 
 For each setting, generates one scene per reference window (density = the reference's agent count, the reference's
 ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
 time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
 sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
 their noise intervals, ``--steps``, step counts, ``--offroad``, off-road vehicle scales, ``--misaligned``, the scales of
-vehicles standing across a lane, and ``--ego-flag``, the global token's centred-on-ego flag) with the checkpoint's own
+vehicles standing across a lane, ``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``, whether
+left-hand maps are generated as their right-hand mirror image) with the checkpoint's own
 solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
 config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings
 over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data
@@ -43,6 +44,9 @@ from sd_sim_plugin.scene.types import Scene
 SAMPLER_SETTINGS = (("euler", 6), ("euler", 10), ("heun", 5), ("heun", 10), ("dpmpp2m", 4), ("dpmpp2m", 5),
                     ("dpmpp2m", 6), ("dpmpp2m", 8), ("dpmpp2m", 10), ("dpmpp2m", 20))
 MMD_KEYS = ("position", "heading_vector", "velocity")
+# What a sweep setting sets on every fold's own config: the sampling choice and the handedness convention (which a
+# model trained with ``--mirror-left-hand`` needs, and a model trained without it may still be sampled with).
+SWEPT = (*SAMPLING_CHOICE, "mirror_left_hand")
 
 
 def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: list[Scene], seeds: int = 1) -> dict:
@@ -70,7 +74,7 @@ def measure_folds(folds: list[tuple[ScenarioDiffusionGenerator, ModelConfig, lis
                   seeds: int = 1) -> dict:
     """:func:`measure_setting` on every (validation model, its own config, its validation windows) with the
     sampling choice of ``setting``, pooled: MMDs weighted by the scenes each fold scored, CPU time by its windows."""
-    rows = [measure_setting(gen, replace(own, **{n: getattr(setting, n) for n in SAMPLING_CHOICE}), refs, seeds)
+    rows = [measure_setting(gen, replace(own, **{n: getattr(setting, n) for n in SWEPT}), refs, seeds)
             for gen, own, refs in folds]
     used = np.array([r["scenes_used"] for r in rows], np.float64)
     windows = np.array([len(refs) for _, _, refs in folds], np.float64)
@@ -89,10 +93,10 @@ def _floats(text: str, what: str) -> list[float]:
         raise SdSimError(f"{what} {text!r}: expected comma-separated numbers") from None
 
 
-def _flags(text: str) -> list[bool]:
+def _flags(text: str, what: str) -> list[bool]:
     values = [x.strip() for x in text.split(",") if x.strip()]
     if not values or any(v not in ("0", "1") for v in values):
-        raise SdSimError(f"--ego-flag {text!r}: expected 0 and / or 1, comma-separated")
+        raise SdSimError(f"{what} {text!r}: expected 0 and / or 1, comma-separated")
     return [v == "1" for v in values]
 
 
@@ -121,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
                                         "rest, e.g. 1,0 (default: the checkpoint's; 1 = no lane prior)")
     p.add_argument("--ego-flag", help="with --guidance: centred-on-ego flags to cross with the rest, e.g. 1,0 "
                                       "(default: the checkpoint's)")
+    p.add_argument("--mirror-left", help="with --guidance: whether maps with left-hand traffic are generated as their "
+                                         "mirror image, to cross with the rest, e.g. 0,1 (default: the checkpoint's)")
     p.add_argument("--max-evals", type=int,
                    help="with --guidance: only settings with at most this many U-Net evaluations per scene (a "
                         "guided step counts twice) are measured and may be written: the speed budget")
@@ -152,18 +158,20 @@ def main(argv: list[str] | None = None) -> None:
             steps = [int(n) for n in _floats(args.steps, "--steps")] if args.steps else [base.sampler_steps]
             offroad = _floats(args.offroad, "--offroad") if args.offroad else [base.offroad_vehicle_scale]
             across = _floats(args.misaligned, "--misaligned") if args.misaligned else [base.misaligned_vehicle_scale]
-            flags = _flags(args.ego_flag) if args.ego_flag else [base.ego_flag]
+            flags = _flags(args.ego_flag, "--ego-flag") if args.ego_flag else [base.ego_flag]
+            mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
             settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o,
-                                misaligned_vehicle_scale=m, ego_flag=e)
+                                misaligned_vehicle_scale=m, ego_flag=e, mirror_left_hand=ml)
                         for n in steps for w in _floats(args.guidance, "--guidance")
-                        for iv in _intervals(args.intervals) for o in offroad for m in across for e in flags]
+                        for iv in _intervals(args.intervals) for o in offroad for m in across for e in flags
+                        for ml in mirror]
         except ValueError as exc:
             raise SdSimError(f"--guidance / --intervals / --steps / --offroad / --misaligned: {exc}") from None
     else:
         if (args.write or args.write_to or args.steps or args.offroad or args.misaligned or args.ego_flag
-                or args.max_evals is not None):
-            raise SdSimError("--write, --write-to, --steps, --offroad, --misaligned, --ego-flag and --max-evals go "
-                             "with --guidance")
+                or args.mirror_left or args.max_evals is not None):
+            raise SdSimError("--write, --write-to, --steps, --offroad, --misaligned, --ego-flag, --mirror-left and "
+                             "--max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
     for cfg in settings:
@@ -174,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         row = {"sampler": cfg.sampler, "steps": cfg.sampler_steps, "network_evals": evals,
                "guidance": cfg.guidance_scale, "interval": list(cfg.guidance_interval), "guided_steps": guided,
                "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
-               "ego_flag": cfg.ego_flag}
+               "ego_flag": cfg.ego_flag, "mirror_left": cfg.mirror_left_hand}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
@@ -195,13 +203,14 @@ def main(argv: list[str] | None = None) -> None:
                   "scale": best.guidance_scale, "interval": list(best.guidance_interval),
                   "offroad_vehicle_scale": best.offroad_vehicle_scale,
                   "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "ego_flag": best.ego_flag,
+                  "mirror_left_hand": best.mirror_left_hand,
                   "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
-        save_config(target, replace(cfg, **{name: getattr(best, name) for name in SAMPLING_CHOICE}),
+        save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
                     {"guidance": chosen})
         print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
               f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
               f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, ego flag "
-              f"{int(best.ego_flag)} to {target}/config.json")
+              f"{int(best.ego_flag)}, mirror left-hand maps {int(best.mirror_left_hand)} to {target}/config.json")
 
 
 if __name__ == "__main__":

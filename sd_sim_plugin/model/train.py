@@ -258,11 +258,13 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
 
 
 def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions,
-                    timestep_scale: float = 1.0, unet_channels: tuple[int, ...] | None = None) -> list[dict]:
+                    timestep_scale: float = 1.0, unet_channels: tuple[int, ...] | None = None,
+                    mirror_left_hand: bool = False) -> list[dict]:
     """Stage 2: train the token-conditioned latent denoiser on the frozen stage-1 encoder's latents.
 
     A fresh run takes the current stage-2 recipe (:meth:`ModelConfig.for_new_denoiser`) and, when given,
-    ``unet_channels`` (else the folder's U-Net widths); config.json is only
+    ``unet_channels`` (else the folder's U-Net widths); ``mirror_left_hand`` records that ``train`` was cached with
+    left-hand windows mirrored (``ModelConfig.mirror_left_hand``); config.json is only
     rewritten when the first weights are published, so a run that fails early leaves the folder as it was.
     """
     out = Path(out)
@@ -279,6 +281,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
     elif not opts.resume:
         cfg = cfg.for_new_denoiser(timestep_scale=timestep_scale,
                                    **({"unet_channels": tuple(unet_channels)} if unet_channels else {}))
+    if mirror_left_hand:
+        cfg = replace(cfg, mirror_left_hand=True)
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)
     latents = encode_latents(ae, train, opts.device)
     if not opts.resume and not fine_tune:

@@ -25,6 +25,7 @@ from sd_sim_plugin.model.tokens import (UNSET, TokenLayout, agent_token_features
 from sd_sim_plugin.raster.bev import rasterise_map
 from sd_sim_plugin.model.train import (TrainOptions, decode_targets, reconstruction_scores, train_autoencoder,
                                        train_diffusion)
+from sd_sim_plugin.scene.handedness import mirror_token
 from sd_sim_plugin.scene.tokens import tokens_from_agents
 
 
@@ -434,6 +435,39 @@ def test_tokens_appear_as_described_and_density_sets_the_count(trained, road_sce
                 assert a.length[k] == pytest.approx(tok.length) and a.width[k] == pytest.approx(tok.width)
 
 
+def _keep_right(scene):
+    """``scene`` with the left two of its four lanes reversed: a two-way road whose traffic keeps right."""
+    m = scene.map
+    centres = [c if i < 2 else c[::-1].copy() for i, c in enumerate(m.lane_centrelines)]
+    return replace(scene, map=replace(m, lane_centrelines=centres))
+
+
+def test_left_hand_windows_are_mirrored_in_training_and_generation(trained, road_scenes, tiny_config):
+    """With ``mirror_left_hand``, a left-hand window trains as its right-hand mirror image, and a left-hand map is
+    generated as the mirror image of what the model makes on its mirror; right-hand maps are left alone."""
+    from sd_sim_plugin.model.cache import config_key, scene_arrays
+    from sd_sim_plugin.scene.handedness import mirror_agents, mirror_scene, traffic_side
+
+    right = _keep_right(road_scenes[1])
+    left = mirror_scene(right)
+    assert (traffic_side(right.map), traffic_side(left.map)) == ("right", "left")
+    on = replace(tiny_config, mirror_left_hand=True)
+    assert config_key(replace(tiny_config, mirror_left_hand=False)) == config_key(tiny_config) != config_key(on)
+    for k, v in scene_arrays(left, on).items():  # mirrored twice: equal up to rounding
+        np.testing.assert_allclose(v, scene_arrays(right, tiny_config)[k], atol=1e-3, err_msg=k)
+    for k, v in scene_arrays(right, on).items():
+        np.testing.assert_array_equal(v, scene_arrays(right, tiny_config)[k], err_msg=k)
+
+    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    tokens = tokens_from_agents(agents_in_view(right, gen.cfg), right.horizon)[:2]
+    plain = gen.generate(right.map, agent_tokens=tokens, density=2, seed=3)[0]
+    gen.cfg = replace(gen.cfg, mirror_left_hand=True)
+    assert gen.generate(right.map, agent_tokens=tokens, density=2, seed=3)[0].meta.get("mirrored") is None
+    out = gen.generate(left.map, agent_tokens=[mirror_token(t) for t in tokens], density=2, seed=3)[0]
+    assert out.meta["mirrored"] is True and out.map is left.map
+    np.testing.assert_allclose(out.agents.trajectory, mirror_agents(plain.agents).trajectory, atol=1e-5)
+
+
 def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
     """``init``: stage 1 starts from that checkpoint's weights; stage 2 also keeps its latent statistics and recipe,
     but not its sampling choice (steps, guidance)."""
@@ -442,7 +476,7 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
     ckpt = _copy_ckpt(trained[0], tmp_path / "guided")  # sampling chosen for it: 4 steps with guidance
     cfg, record = load_config(ckpt)
     save_config(ckpt, replace(cfg, sampler_steps=4, guidance_scale=2.0, offroad_vehicle_scale=0.3,
-                              misaligned_vehicle_scale=0.0, ego_flag=False), record)
+                              misaligned_vehicle_scale=0.0, ego_flag=False, mirror_left_hand=True), record)
     arrays = trained[1]
     out = tmp_path / "fine_tuned"
     opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=ckpt)
@@ -459,10 +493,18 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
     assert (cfg1.latent_mean, cfg1.latent_std, cfg1.p_mean) == (cfg0.latent_mean, cfg0.latent_std, cfg0.p_mean)
     assert (cfg1.sampler_steps, cfg1.guidance_scale, cfg1.offroad_vehicle_scale, cfg1.misaligned_vehicle_scale,
             cfg1.ego_flag) == (ModelConfig().sampler_steps, 1.0, 1.0, 1.0, True)  # to be chosen again
+    assert cfg1.mirror_left_hand  # a property of the training data, not a sampling choice: kept
     assert record["diffusion"]["init"] == str(ckpt) and record["autoencoder"]["init"] == str(ckpt)
     args = ["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--init", str(ckpt)]
     assert main([*args, "--resume"]) == 2
     assert "give one of them" in capsys.readouterr().err
+    plain = tmp_path / "plain"  # a run trained without mirroring cannot start mirroring halfway
+    plain.mkdir()
+    cfg0_plain, record0 = load_config(trained[0])
+    save_config(plain, cfg0_plain, record0)
+    assert main(["train", "--stage", "diffusion", "--data", str(tmp_path), "--out", str(plain), "--resume",
+                 "--mirror-left-hand"]) == 2
+    assert "was trained without it, so --resume cannot add it" in capsys.readouterr().err
 
 
 def test_new_stage_2_takes_its_unet_width(trained, tmp_path, capsys):
@@ -616,8 +658,11 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--write", "--write-to", str(tmp_path / "nope")])
     with pytest.raises(SdSimError, match="--intervals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
-    with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --misaligned, --ego-flag and"):
+    with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --misaligned, --ego-flag, "
+                                         "--mirror-left and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
+    with pytest.raises(SdSimError, match="--mirror-left '2'"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--mirror-left", "2"])
     with pytest.raises(SdSimError, match="--seeds"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--seeds", "0"])
     with pytest.raises(SdSimError, match="no setting fits"):
