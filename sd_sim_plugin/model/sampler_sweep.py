@@ -8,15 +8,15 @@ ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics
 time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
 sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
 their noise intervals, ``--steps``, step counts, ``--offroad``, off-road vehicle scales, ``--misaligned``, the scales of
-vehicles standing across a lane, ``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``, whether
-left-hand maps are generated as their right-hand mirror image) with the checkpoint's own
-solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
+vehicles standing across a lane, ``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``,
+whether left-hand maps are generated as their right-hand mirror image) with the checkpoint's own solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
 config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings
 over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data
 when CKPT was trained without the validation scenes). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation
 folds: each setting is measured with every validation model on its own validation windows and the MMDs are pooled
-over all of them (``folds`` in the output keeps each fold's). Run it on validation windows (``data/pg_val``,
-``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the evaluation set.
+over all of them (``folds`` in the output keeps each fold's); ``--per-scene`` adds each source file's MMDs. Run it
+on validation windows (``data/pg_val``, ``data/real_val`` and the other folds' ``sd-sim collect --split val --fold
+K``), never on the evaluation set.
 """
 
 from __future__ import annotations
@@ -49,11 +49,14 @@ MMD_KEYS = ("position", "heading_vector", "velocity")
 SWEPT = (*SAMPLING_CHOICE, "mirror_left_hand")
 
 
-def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: list[Scene], seeds: int = 1) -> dict:
+def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: list[Scene], seeds: int = 1,
+                    per_scene: bool = False) -> dict:
     """MMDs (mean over ``seeds`` samplings) and CPU ms per scene of ``gen`` sampling with ``cfg`` on every
-    reference's map (seed = its index, plus 1,000,003 per extra sampling)."""
+    reference's map (seed = its index, plus 1,000,003 per extra sampling); with ``per_scene``, also the MMDs of each
+    source file's windows on their own (``scenes``)."""
     gen.cfg = cfg
-    mmds, used, cpu = [], [], 0.0
+    files = sorted({str(r.meta.get("file", "")) for r in refs}) if per_scene else []
+    mmds, used, cpu, by_file = [], [], 0.0, {f: [] for f in files}
     for round_ in range(seeds):
         out = []
         for i, ref in enumerate(refs):
@@ -65,16 +68,24 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
         mmd = evaluate(out, refs)["mmd"]
         mmds.append([mmd[k] for k in MMD_KEYS])
         used.append(mmd["scenes_used"])
+        for f in files:
+            idx = [i for i, r in enumerate(refs) if str(r.meta.get("file", "")) == f]
+            part = evaluate([out[i] for i in idx], [refs[i] for i in idx])["mmd"]
+            by_file[f].append([part[k] for k in MMD_KEYS])
     mean = np.mean(mmds, axis=0)
-    return {"cpu_ms_per_scene": round(1000 * cpu / (len(refs) * seeds), 1),
-            **{k: round(float(v), 4) for k, v in zip(MMD_KEYS, mean)}, "scenes_used": float(np.mean(used))}
+    row = {"cpu_ms_per_scene": round(1000 * cpu / (len(refs) * seeds), 1),
+           **{k: round(float(v), 4) for k, v in zip(MMD_KEYS, mean)}, "scenes_used": float(np.mean(used))}
+    if per_scene:
+        row["scenes"] = {f: [round(float(v), 4) for v in np.mean(m, axis=0)] for f, m in by_file.items()}
+    return row
 
 
 def measure_folds(folds: list[tuple[ScenarioDiffusionGenerator, ModelConfig, list[Scene]]], setting: ModelConfig,
-                  seeds: int = 1) -> dict:
+                  seeds: int = 1, per_scene: bool = False) -> dict:
     """:func:`measure_setting` on every (validation model, its own config, its validation windows) with the
-    sampling choice of ``setting``, pooled: MMDs weighted by the scenes each fold scored, CPU time by its windows."""
-    rows = [measure_setting(gen, replace(own, **{n: getattr(setting, n) for n in SWEPT}), refs, seeds)
+    sampling choice of ``setting``, pooled: MMDs weighted by the scenes each fold scored, CPU time by its windows;
+    with ``per_scene``, each source file's MMDs too (``scenes``: position, heading, velocity)."""
+    rows = [measure_setting(gen, replace(own, **{n: getattr(setting, n) for n in SWEPT}), refs, seeds, per_scene)
             for gen, own, refs in folds]
     used = np.array([r["scenes_used"] for r in rows], np.float64)
     windows = np.array([len(refs) for _, _, refs in folds], np.float64)
@@ -83,6 +94,8 @@ def measure_folds(folds: list[tuple[ScenarioDiffusionGenerator, ModelConfig, lis
            **pooled}
     if len(rows) > 1:
         out["folds"] = [{k: r[k] for k in MMD_KEYS} for r in rows]
+    if per_scene:
+        out["scenes"] = {f: v for r in rows for f, v in r["scenes"].items()}
     return out
 
 
@@ -135,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fold", nargs=2, action="append", default=[], metavar=("CKPT", "DATA"),
                    help="cross-validation: another validation model and its own validation windows (repeatable); "
                         "every setting is measured on each pair and the MMDs are pooled over all their windows")
+    p.add_argument("--per-scene", action="store_true",
+                   help="also print each source file's MMDs on its own windows (a diagnosis: which scenes a setting "
+                        "loses on)")
     p.add_argument("--write-to", type=Path,
                    help="with --write: store it in this checkpoint instead, e.g. the one trained on all the data "
                         "when CKPT was trained without the validation scenes")
@@ -186,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
-        row.update(measure_folds(folds, cfg, args.seeds))
+        row.update(measure_folds(folds, cfg, args.seeds, args.per_scene))
         results.append((sum(row[k] for k in MMD_KEYS), cfg, row))
         print(json.dumps(row), flush=True)
     if args.write:

@@ -636,14 +636,18 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     cfg3, record3 = load_config(ckpt)
     assert cfg3.misaligned_vehicle_scale == record3["guidance"]["misaligned_vehicle_scale"] == best["misaligned"]
     # cross-validation: each fold's model on its own windows, pooled by the scenes each scored
-    write_shard(tmp_path / "val_b" / "shard_00000.npz", road_scenes[:2], {"unit": "test"})
+    write_shard(tmp_path / "val_b" / "shard_00000.npz",
+                [replace(s, meta={**s.meta, "file": "b.pkl"}) for s in road_scenes[:2]], {"unit": "test"})
     capsys.readouterr()
     sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "1", "--steps", "2", "--fold", str(other),
-           str(tmp_path / "val_b"), "--write", "--write-to", str(other)])
+           str(tmp_path / "val_b"), "--per-scene", "--write", "--write-to", str(other)])
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     first, second = row["folds"]
     for k in ("position", "heading_vector", "velocity"):
         assert row[k] == pytest.approx((3 * first[k] + 2 * second[k]) / 5, abs=2e-4)
+    # per scene: the second fold's windows all come from one file, so its numbers are that fold's
+    assert set(row["scenes"]) == {"", "b.pkl"}
+    assert row["scenes"]["b.pkl"] == [second[k] for k in ("position", "heading_vector", "velocity")]
     record4 = load_config(other)[1]["guidance"]
     assert record4["measured_with"] == [str(ckpt), str(other)] and record4["windows"] == 5
     with pytest.raises(SdSimError, match=r"misaligned_vehicle_scale \(2.0\) must be in \[0, 1\]"):
