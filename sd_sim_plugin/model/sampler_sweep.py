@@ -7,16 +7,16 @@ For each setting, generates one scene per reference window (density = the refere
 ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
 time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
 sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
-their noise intervals, ``--steps``, step counts, ``--offroad``, off-road vehicle scales, ``--misaligned``, the scales of
-vehicles standing across a lane, ``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``,
-whether left-hand maps are generated as their right-hand mirror image) with the checkpoint's own solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
-config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings
-over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data
-when CKPT was trained without the validation scenes). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation
-folds: each setting is measured with every validation model on its own validation windows and the MMDs are pooled
-over all of them (``folds`` in the output keeps each fold's); ``--per-scene`` adds each source file's MMDs. Run it
-on validation windows (``data/pg_val``, ``data/real_val`` and the other folds' ``sd-sim collect --split val --fold
-K``), never on the evaluation set.
+their noise intervals, ``--steps``, step counts, ``--offroad``, off-road vehicle scales, ``--misaligned``, the scales
+of vehicles standing across a lane, ``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``,
+whether left-hand maps are generated as their right-hand mirror image) with the checkpoint's own solver instead, and
+``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those
+within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings over it are not measured;
+``--write-to`` stores it in another checkpoint, such as the one trained on all the data when CKPT was trained without
+the validation scenes). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each setting is measured with
+every validation model on its own validation windows and the MMDs are pooled over all of them (``folds`` in the output
+keeps each fold's); ``--per-scene`` adds each source file's MMDs. Run it on validation windows (``data/pg_val``,
+``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the evaluation set.
 """
 
 from __future__ import annotations
