@@ -149,6 +149,7 @@ def measure(result: GeneratorResult, references: list[Scene], ref_stats: list[Sc
     free_cmp = compare(free, ref_stats)
     result.metrics = {
         **compare(main, ref_stats),
+        "by_source": by_source(main, ref_stats, references),
         "generated": summarise(main),
         "count_correlation": _count_correlation(main, ref_stats),
         "density_free": {"mmd": free_cmp["mmd"], "jsd_agents_per_scene": free_cmp["jsd"]["agents_per_scene"],
@@ -157,6 +158,20 @@ def measure(result: GeneratorResult, references: list[Scene], ref_stats: list[Sc
         "token_following": summarise_token_following(tokens),
     }
     return result.metrics
+
+
+def by_source(generated: list[SceneStats], reference: list[SceneStats], references: list[Scene]) -> dict[str, dict]:
+    """Position, heading and velocity MMD over each source file's scenes (ScenarioNet windows name their file; {} when
+    the set has fewer than two files): which real scenes a generator wins or loses on."""
+    files = [r.meta.get("file") for r in references]
+    if None in files or len(set(files)) < 2:
+        return {}
+    out = {}
+    for name in sorted(set(files)):
+        idx = [i for i, f in enumerate(files) if f == name]
+        mmd = compare([generated[i] for i in idx], [reference[i] for i in idx])["mmd"]
+        out[name] = {k: mmd[k] for k in ("position", "heading_vector", "velocity", "scenes_used")}
+    return out
 
 
 def _count_correlation(generated: list[SceneStats], reference: list[SceneStats]) -> float:

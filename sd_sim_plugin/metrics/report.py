@@ -64,6 +64,19 @@ def set_section(name: str, info: dict, results: dict[str, dict], reference: dict
                     + [_f(m["jsd"][k]) for k in ("nearest_neighbour_m", "lateral_deviation_m", "angular_deviation_deg",
                                                  "length_m", "width_m", "speed_mps", "agents_per_scene")])
     out += [_table(header, rows), ""]
+    sources = sorted({name for g in gens for name in results[g].get("by_source", {})})
+    if sources:
+        out += ["### Realism by source scene", "",
+                "The same MMDs (position / heading / velocity) over each source file's windows alone.", ""]
+        header = ["source file", "windows", *[f"`{g}`" for g in gens]]
+        rows = []
+        for source in sources:
+            cells = [results[g].get("by_source", {}).get(source) for g in gens]
+            used = next((c["scenes_used"] for c in cells if c), 0)
+            rows.append([f"`{source}`", str(used)] + [
+                " / ".join(_f(c[k]) for k in ("position", "heading_vector", "velocity")) if c else "-"
+                for c in cells])
+        out += [_table(header, rows), ""]
     out += ["### Own values, beside the reference's", "",
             "Map compliance over valid trajectory poses in the box; collision rate = share of vehicles whose box "
             "overlaps another's; kinematic violations = share of trajectories beyond the limits.", ""]

@@ -31,7 +31,8 @@ def _reference_scenes(n: int) -> list[Scene]:
         others = LaneHeuristicGenerator().generate(m, density=3 + i % 3, seed=100 + i)[0].agents
         ego = Agents(types=[0], length=[4.5], width=[1.9], trajectory=np.zeros((1, 5, 3)),
                      velocity=np.zeros((1, 5, 2)), valid=np.ones((1, 5), bool), ids=["ego"])
-        scenes.append(Scene(m, Agents.concatenate([ego, others]), ego_index=0, meta={"source": "test"}))
+        scenes.append(Scene(m, Agents.concatenate([ego, others]), ego_index=0,
+                            meta={"source": "test", "file": f"scene_{i % 2}.pkl"}))
     return scenes
 
 
@@ -53,8 +54,16 @@ def test_eval_writes_report_json_and_plots_and_resumes(data_dir: Path, tmp_path:
     assert res["generators"]["log"]["mmd"]["position"] == 0.0
     assert res["generators"]["lane"]["token_following"]["match_rate"] == 1.0
     assert res["reference"]["vehicles_per_scene"] == pytest.approx(np.mean([3, 4, 5, 3]))
+    by_source = res["generators"]["lane"]["by_source"]  # each source file's windows alone
+    assert set(by_source) == {"scene_0.pkl", "scene_1.pkl"} and by_source["scene_0.pkl"]["scenes_used"] == 2
+    assert res["generators"]["log"]["by_source"]["scene_1.pkl"]["position"] == 0.0
+    for k in ("position", "heading_vector", "velocity"):  # per-scene means: the files' weighted mean is the set's
+        weighted = sum(v[k] * v["scenes_used"] for v in by_source.values()) / sum(
+            v["scenes_used"] for v in by_source.values())
+        assert weighted == pytest.approx(res["generators"]["lane"]["mmd"][k])
     report = (out / "report.md").read_text()
     assert "| `lane` |" in report and "PG maps only" in report
+    assert "### Realism by source scene" in report and "| `scene_1.pkl` | 2 |" in report
     for png in ("histograms.png", "samples_lane.png", "samples_log.png"):
         assert (out / "refs" / png).stat().st_size > 1000
     stored = out / "generated" / "refs" / "lane" / "density_reference.npz"
