@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_agents, rasterise_map
+from sd_sim_plugin.scene.handedness import traffic_side
 from sd_sim_plugin.scene.transform import Pose2D, agents_to_local, map_to_local
 from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, Scene
 from sd_sim_plugin.sources.metadrive_assets import ensure_headless_assets
@@ -113,6 +114,11 @@ def _measure(env: Any, label: str, horizon: Horizon, cfg: RasterConfig, repeats:
             map_ms.append((t1 - t) * 1e3)
             agent_ms.append((t2 - t1) * 1e3)
     raster_cpu_ms = (time.process_time() - cpu) * 1e3 / (repeats * len(scenes))
+    side_ms, sides = [], set()
+    for s in scenes:  # the handedness test a mirror_left_hand checkpoint adds to each generation
+        t = time.perf_counter()
+        sides.add(traffic_side(s.map))
+        side_ms.append((time.perf_counter() - t) * 1e3)
     return {
         "label": label, "scenes": len(scenes), "agents": statistics.mean(len(s.agents) for s in scenes),
         "lanes": statistics.mean(s.map.num_lanes for s in scenes), "map_ms": statistics.median(map_ms),
@@ -120,6 +126,7 @@ def _measure(env: Any, label: str, horizon: Horizon, cfg: RasterConfig, repeats:
         "raster_p90_ms": float(np.percentile(np.add(map_ms, agent_ms), 90)), "to_local_ms": to_local_ms,
         "raster_cpu_ms": raster_cpu_ms, "topdown_ms": statistics.median(topdown_ms),
         "topdown_cpu_ms": statistics.mean(topdown_cpu_ms), "topdown_first_ms": first_frame_ms,
+        "side_ms": statistics.median(side_ms), "sides": "/".join(sorted(str(x) for x in sides)),
     }
 
 
@@ -166,14 +173,14 @@ def main() -> int:
     print("wall-clock medians (ms) per scene; cpu = process CPU time per scene (less sensitive to other load)")
     head = (f"{'scene':<44} {'n':>3} {'agents':>6} {'lanes':>5} {'map':>6} {'agents':>6} {'raster':>6} {'p90':>6} "
             f"{'cpu':>6} {'topdown':>7} {'cpu':>6} {'first':>6} {'topdown/raster':>14} {'cpu ratio':>9} "
-            f"{'map_to_local':>12}")
+            f"{'map_to_local':>12} {'traffic_side':>12}")
     print(head)
     for r in rows:
         print(f"{r['label']:<44} {r['scenes']:>3} {r['agents']:>6.1f} {r['lanes']:>5.0f} {r['map_ms']:>6.2f} "
               f"{r['agents_ms']:>6.2f} {r['raster_ms']:>6.2f} {r['raster_p90_ms']:>6.2f} {r['raster_cpu_ms']:>6.2f} "
               f"{r['topdown_ms']:>7.2f} {r['topdown_cpu_ms']:>6.2f} {r['topdown_first_ms']:>6.0f} "
               f"{r['topdown_ms'] / r['raster_ms']:>13.1f}x {r['topdown_cpu_ms'] / r['raster_cpu_ms']:>8.1f}x "
-              f"{r['to_local_ms']:>12.2f}")
+              f"{r['to_local_ms']:>12.2f} {r['side_ms']:>6.2f} ({r['sides']})")
     wall = max(r["raster_ms"] for r in rows)
     cpu = max(r["raster_cpu_ms"] for r in rows)
     load = os.getloadavg()[0]
