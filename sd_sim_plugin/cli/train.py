@@ -29,8 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init", type=Path,
                    help="fine-tune: start this stage from another checkpoint's weights (stage 2 also keeps its latent "
                         "statistics and recipe, refits the count model on --data, and samples with the default "
-                        "steps, no guidance, no off-road or lane prior and the ego flag on until the sampler sweep "
-                        "chooses again)")
+                        "steps, no guidance, no off-road or lane prior, the ego flag on and the real-data flag off "
+                        "until the sampler sweep chooses again)")
     p.add_argument("--timestep-scale", type=float, default=1.0,
                    help="factor on the EDM noise conditioning ln(sigma)/4 given to the U-Net as its timestep, for a "
                         "new stage 2 (diffusers' time embedding expects 0..1000; 1 = the shipped checkpoint's recipe)")
@@ -41,6 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="mirror every window whose lanes say traffic keeps left into right-hand traffic before "
                         "training, and record it so that generation mirrors such maps in and out (a run from --init "
                         "or --resume keeps its checkpoint's setting; this flag can only turn it on)")
+    p.add_argument("--domain-flag", action="store_true",
+                   help="stage 2: give the global token a real-data flag (windows of folders collected from PG 0, "
+                        "others 1), so one model learns PG and real traffic apart; a fine-tune's starting weights take "
+                        "the new feature with a zero weight; generation sets it with real_flag in config.json")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)
@@ -74,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
             cfg = cfg.for_new_denoiser(timestep_scale=args.timestep_scale, **unet_channels)
     else:
         cfg = ModelConfig()
+    if args.domain_flag and args.stage != "diffusion":
+        raise SdSimError("--domain-flag is a stage-2 option (--stage diffusion)")
     if args.mirror_left_hand:
         if args.resume and not cfg.mirror_left_hand:
             raise SdSimError(f"--mirror-left-hand: {args.out} was trained without it, so --resume cannot add it")
@@ -88,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         history = train_autoencoder(train, val, args.out, opts, cfg)
     else:
         history = train_diffusion(train, val, args.out, opts, timestep_scale=args.timestep_scale,
-                                  mirror_left_hand=cfg.mirror_left_hand, **unet_channels)
+                                  mirror_left_hand=cfg.mirror_left_hand, domain_flag=args.domain_flag,
+                                  **unet_channels)
     print(f"trained {args.stage} to step {opts.steps} -> {args.out}; last validation: {history[-1] if history else {}}")
     return 0
 

@@ -77,9 +77,15 @@ class TrainingArrays:
     centre_is_ego: np.ndarray
     folder: Path
     sources: tuple[str, ...] = ()  # the data folders these windows came from
+    real: np.ndarray | None = None  # per window: from real logs, not PG (the global token's domain flag); None = PG
 
     def __len__(self) -> int:
         return len(self.num_tokens)
+
+    @property
+    def real_flags(self) -> np.ndarray:
+        """Per window, whether it comes from real logs (all False when not recorded)."""
+        return np.zeros(len(self), bool) if self.real is None else np.asarray(self.real, bool)
 
 
 def config_key(cfg: ModelConfig) -> str:
@@ -93,10 +99,12 @@ def config_key(cfg: ModelConfig) -> str:
 
 def build_arrays(scenes: Iterable[Scene], cfg: ModelConfig, folder: Path, total: int | None = None,
                  desc: str = "rasterising") -> TrainingArrays:
-    """Rasterise ``scenes`` into ``folder/arrays.npz`` and return them."""
+    """Rasterise ``scenes`` into ``folder/arrays.npz`` and return them (a scene is real unless its source is PG)."""
+    scenes = list(scenes)
     folder.mkdir(parents=True, exist_ok=True)
     _write_npz(_stack_scenes(scenes, cfg, total, desc), folder / "arrays.npz")
-    return _read_npz(folder / "arrays.npz", folder)
+    real = np.array([s.meta.get("source") != "pg" for s in scenes], bool)
+    return replace(_read_npz(folder / "arrays.npz", folder), real=real)
 
 
 def _stack_scenes(scenes: Iterable[Scene], cfg: ModelConfig, total: int | None, desc: str) -> dict[str, np.ndarray]:
@@ -126,6 +134,7 @@ def concatenate(parts: list[TrainingArrays], folder: Path | None = None) -> Trai
         return parts[0]
     folder = folder if folder is not None else parts[0].folder
     return TrainingArrays(folder=folder, sources=tuple(s for p in parts for s in p.sources),
+                          real=np.concatenate([p.real_flags for p in parts]),
                           **{k: np.concatenate([getattr(p, k) for p in parts]) for k in ARRAYS})
 
 
@@ -134,7 +143,7 @@ def cached_arrays(data_dir: str | Path, cfg: ModelConfig) -> TrainingArrays:
 
     Each shard is rasterised once; shards added later (a collection still running) are rasterised on the next call.
     """
-    from sd_sim_plugin.data.store import read_shard, shard_paths
+    from sd_sim_plugin.data.store import read_manifest, read_shard, shard_paths
 
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -150,4 +159,6 @@ def cached_arrays(data_dir: str | Path, cfg: ModelConfig) -> TrainingArrays:
         parts.append(_read_npz(path, folder))
     if not parts:
         raise SdSimError(f"{data_dir}: no scene shards to train on")
-    return replace(concatenate(parts, folder), sources=(str(data_dir),))
+    whole = concatenate(parts, folder)
+    real = read_manifest(data_dir).get("config", {}).get("source") != "pg"  # one source per collected folder
+    return replace(whole, sources=(str(data_dir),), real=np.full(len(whole), real))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -88,9 +89,13 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise SdSimError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
-def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
-    """Load safetensors weights into ``module``; wrong names or shapes raise :class:`SdSimError` naming the file."""
+def load_weights(module: nn.Module, path: str | Path,
+                 adapt: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None) -> nn.Module:
+    """Load safetensors weights into ``module`` (through ``adapt`` when given); wrong names or shapes raise
+    :class:`SdSimError` naming the file."""
     state = load_tensors(path)
+    if adapt is not None:
+        state = adapt(state)
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from sd_sim_plugin.model.edm import SOLVERS
-from sd_sim_plugin.model.tokens import TokenLayout
+from sd_sim_plugin.model.tokens import TokenLayout, has_domain_flag
 from sd_sim_plugin.raster.bev import AGENT_CHANNELS, MAP_CHANNELS
 from sd_sim_plugin.scene.types import Horizon
 
@@ -14,7 +14,7 @@ STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean"
                  "sampler_steps", "guidance_scale", "guidance_interval")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "offroad_vehicle_scale",
-                   "misaligned_vehicle_scale", "ego_flag")
+                   "misaligned_vehicle_scale", "ego_flag", "real_flag")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ class ModelConfig:
     # centred on another vehicle in traffic, which the scarce real ego windows may describe less well; chosen on
     # validation scenes like the sampler (docs/model.md). Training passes each window's own value.
     ego_flag: bool = True
+    # The global token's real-data flag when generating, for a model trained with one (``sd-sim train
+    # --domain-flag``: PG windows 0, real windows 1): which domain's traffic to draw; chosen like the ego flag.
+    real_flag: bool = False
     # Scenes whose lanes say traffic keeps left (scene/handedness.py) are mirrored into right-hand traffic before
     # rasterising, in training and generation, and generated agents are mirrored back: the scarce left-hand real
     # scenes (Singapore) then teach the same right-hand model as everything else (docs/model.md). Set by
@@ -102,9 +105,11 @@ class ModelConfig:
                              "(1 = no prior)")
         if self.misaligned_vehicle_scale != 1 and self.lane_snap_deg <= 0:
             raise ValueError("misaligned_vehicle_scale needs lane_snap_deg > 0: it is the heading tolerance")
-        for name in ("ego_flag", "mirror_left_hand"):
+        for name in ("ego_flag", "real_flag", "mirror_left_hand"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")
+        if self.real_flag and not has_domain_flag(self.tokens):
+            raise ValueError("real_flag needs a global token with the real-data feature (sd-sim train --domain-flag)")
         if len(self.guidance_interval) != 2:
             raise ValueError(f"guidance_interval must be [low, high], got {list(self.guidance_interval)}")
         low, high = self.guidance_interval
@@ -123,7 +128,7 @@ class ModelConfig:
         return replace(self, **{**recipe, **overrides})
 
     def with_default_sampling(self) -> ModelConfig:
-        """This config with the default sampler, step count, guidance, priors and ego flag (:data:`SAMPLING_CHOICE`),
+        """This config with the default sampler, step count, guidance, priors and flags (:data:`SAMPLING_CHOICE`),
         which are chosen per trained model: what a fine-tuned stage 2 starts with."""
         fresh = ModelConfig()
         return replace(self, **{name: getattr(fresh, name) for name in SAMPLING_CHOICE})

@@ -101,12 +101,12 @@ class ScenarioDiffusionGenerator:
     @torch.inference_mode()
     def sample_agents(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
                       seed: int = 0, steps: int | None = None, exact_count: bool = True,
-                      centre_is_ego: np.ndarray | bool = True,
+                      centre_is_ego: np.ndarray | bool = True, real: np.ndarray | bool = False,
                       lanes: Sequence[LaneIndex | None] | None = None) -> list[Agents]:
         """Batched core: map rasters (B, C_m, H, W), token features / mask, global counts (B,) -> agents per scene.
 
-        ``centre_is_ego`` is the global token's flag: :meth:`generate` passes the config's ``ego_flag``; training
-        validation passes each window's own value.
+        ``centre_is_ego`` and ``real`` are the global token's flags: :meth:`generate` passes the config's
+        ``ego_flag`` and ``real_flag``; training validation passes each window's own values.
 
         With ``exact_count``, a scene whose global token is set keeps its (tokens + count) most probable boxes
         rather than those above the existence threshold. ``lanes`` (one per scene) lets the config's
@@ -120,14 +120,14 @@ class ScenarioDiffusionGenerator:
         condition = self.denoiser.spatial_condition(maps, feats, mask)
         tokens, tmask = self.denoiser.embed_tokens(
             feats, mask,
-            torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego)).to(self.device))
+            torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego, real)).to(self.device))
         sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
                                self.cfg.rho).to(self.device)
         denoise = self._denoise(condition, tokens, tmask, b)
         if self.cfg.guidance_scale != 1.0:  # the unconditional half: the same agent tokens, global token unset
             u_tokens, _ = self.denoiser.embed_tokens(
                 feats, mask, torch.from_numpy(global_token_features(np.full(b, UNSET), self.cfg.tokens,
-                                                                    centre_is_ego)).to(self.device))
+                                                                    centre_is_ego, real)).to(self.device))
             paired = self._denoise(torch.cat([condition, condition]), torch.cat([tokens, u_tokens]),
                                    torch.cat([tmask, tmask]), b)
             denoise = classifier_free_guidance(denoise, paired, self.cfg.guidance_scale, self.cfg.guidance_interval)
@@ -196,7 +196,7 @@ class ScenarioDiffusionGenerator:
             counts = np.maximum(np.random.default_rng([int(seed), 1]).poisson(expected, count) - len(tokens), 0)
         lanes = LaneIndex(map) if self.cfg.lane_snap_deg > 0 and map.num_lanes else None
         agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed,
-                                    centre_is_ego=self.cfg.ego_flag, lanes=[lanes] * count)
+                                    centre_is_ego=self.cfg.ego_flag, real=self.cfg.real_flag, lanes=[lanes] * count)
         ego_box = _ego_box(ego, self.horizon)
         scenes = []
         for i, a in enumerate(agents):

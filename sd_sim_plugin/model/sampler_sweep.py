@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
                                         "rest, e.g. 1,0 (default: the checkpoint's; 1 = no lane prior)")
     p.add_argument("--ego-flag", help="with --guidance: centred-on-ego flags to cross with the rest, e.g. 1,0 "
                                       "(default: the checkpoint's)")
+    p.add_argument("--real-flag", help="with --guidance: the global token's real-data flags to cross with the rest, "
+                                       "e.g. 1,0 (a model trained with --domain-flag; default: the checkpoint's)")
     p.add_argument("--mirror-left", help="with --guidance: whether maps with left-hand traffic are generated as their "
                                          "mirror image, to cross with the rest, e.g. 0,1 (default: the checkpoint's)")
     p.add_argument("--max-evals", type=int,
@@ -176,18 +178,19 @@ def main(argv: list[str] | None = None) -> None:
             across = _floats(args.misaligned, "--misaligned") if args.misaligned else [base.misaligned_vehicle_scale]
             flags = _flags(args.ego_flag, "--ego-flag") if args.ego_flag else [base.ego_flag]
             mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
+            real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
             settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o,
-                                misaligned_vehicle_scale=m, ego_flag=e, mirror_left_hand=ml)
+                                misaligned_vehicle_scale=m, ego_flag=e, real_flag=r, mirror_left_hand=ml)
                         for n in steps for w in _floats(args.guidance, "--guidance")
                         for iv in _intervals(args.intervals) for o in offroad for m in across for e in flags
-                        for ml in mirror]
+                        for r in real for ml in mirror]
         except ValueError as exc:
             raise SdSimError(f"--guidance / --intervals / --steps / --offroad / --misaligned: {exc}") from None
     else:
         if (args.write or args.write_to or args.steps or args.offroad or args.misaligned or args.ego_flag
-                or args.mirror_left or args.max_evals is not None):
-            raise SdSimError("--write, --write-to, --steps, --offroad, --misaligned, --ego-flag, --mirror-left and "
-                             "--max-evals go with --guidance")
+                or args.real_flag or args.mirror_left or args.max_evals is not None):
+            raise SdSimError("--write, --write-to, --steps, --offroad, --misaligned, --ego-flag, --real-flag, "
+                             "--mirror-left and --max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
     for cfg in settings:
@@ -198,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         row = {"sampler": cfg.sampler, "steps": cfg.sampler_steps, "network_evals": evals,
                "guidance": cfg.guidance_scale, "interval": list(cfg.guidance_interval), "guided_steps": guided,
                "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
-               "ego_flag": cfg.ego_flag, "mirror_left": cfg.mirror_left_hand}
+               "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "mirror_left": cfg.mirror_left_hand}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
                   "scale": best.guidance_scale, "interval": list(best.guidance_interval),
                   "offroad_vehicle_scale": best.offroad_vehicle_scale,
                   "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "ego_flag": best.ego_flag,
-                  "mirror_left_hand": best.mirror_left_hand,
+                  "real_flag": best.real_flag, "mirror_left_hand": best.mirror_left_hand,
                   "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
         save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
                     {"guidance": chosen})

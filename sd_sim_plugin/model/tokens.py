@@ -7,9 +7,10 @@ agent type one-hot.
 
 The global scene token is the number of agents to add beyond the agent tokens: one-hot over 0..MAX_COUNT
 (MAX_COUNT means "that many or more") plus one "unset" bucket, so the model picks a count that fits the map, and
-log(1 + count). Its last feature says whether the scene is centred on the ego: most training windows are centred on
+log(1 + count). Its next feature says whether the scene is centred on the ego: most training windows are centred on
 other vehicles, whose neighbours drive closer (median nearest agent 7.1 m against 12.9 m around the ego in
-``data/pg_train``), while the simulator always asks for scenes around the ego.
+``data/pg_train``), while the simulator always asks for scenes around the ego. A layout of ``DOMAIN_GLOBAL_DIM``
+features adds one more, the domain: whether the window comes from real logs rather than MetaDrive's PG traffic.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ POSITION_DIM = 2 + 4 * len(POSITION_FREQS)  # x, y and sin / cos per frequency
 AGENT_TOKEN_DIM = POSITION_DIM + 2 + 2 + 2 + NUM_TURNS + NUM_TYPES
 MAX_COUNT = 40
 GLOBAL_TOKEN_DIM = MAX_COUNT + 2 + 1 + 1  # one-hot 0..MAX_COUNT, unset bucket, log-count, centred-on-ego flag
+DOMAIN_GLOBAL_DIM = GLOBAL_TOKEN_DIM + 1  # ... and the real-data flag (``sd-sim train --domain-flag``)
 UNSET = -1
 
 
@@ -74,10 +76,10 @@ def _one_token(t: AgentToken, half_extent: float) -> np.ndarray:
     ]).astype(np.float32)
 
 
-def global_token_features(count: np.ndarray | int, layout: TokenLayout, centre_is_ego: np.ndarray | bool = True
-                          ) -> np.ndarray:
-    """Counts of agents to add (UNSET = -1 for "model decides") and whether each scene is centred on the ego
-    -> (B, layout.global_dim) features (layouts from before the ego flag have no such feature)."""
+def global_token_features(count: np.ndarray | int, layout: TokenLayout, centre_is_ego: np.ndarray | bool = True,
+                          real: np.ndarray | bool = False) -> np.ndarray:
+    """Counts of agents to add (UNSET = -1 for "model decides"), whether each scene is centred on the ego and whether
+    it is real -> (B, layout.global_dim) features (layouts from before a flag have no such feature)."""
     count = np.atleast_1d(np.asarray(count, np.int64))
     out = np.zeros((len(count), layout.global_dim), np.float32)
     unset = count < 0
@@ -87,7 +89,14 @@ def global_token_features(count: np.ndarray | int, layout: TokenLayout, centre_i
     out[idx, layout.max_count + 2] = np.log1p(count[idx]) / np.log1p(layout.max_count)
     if layout.global_dim > layout.max_count + 3:
         out[:, layout.max_count + 3] = np.broadcast_to(np.asarray(centre_is_ego, np.float32), len(count))
+    if has_domain_flag(layout):
+        out[:, layout.max_count + 4] = np.broadcast_to(np.asarray(real, np.float32), len(count))
     return out
+
+
+def has_domain_flag(layout: TokenLayout) -> bool:
+    """Whether the layout's global token carries the real-data flag."""
+    return layout.global_dim > layout.max_count + 4
 
 
 def drop_tokens(num_agents: int, rng: np.random.Generator, *, keep_all_prob: float = 0.4,

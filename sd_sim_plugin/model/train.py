@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +30,7 @@ from sd_sim_plugin.model.count import fit_count_model
 from sd_sim_plugin.model.denoiser import LatentDenoiser
 from sd_sim_plugin.model.edm import loss_weight, sample_training_sigma
 from sd_sim_plugin.model.evaluate import detection_scores
-from sd_sim_plugin.model.tokens import drop_tokens, global_token_features
+from sd_sim_plugin.model.tokens import DOMAIN_GLOBAL_DIM, drop_tokens, global_token_features, has_domain_flag
 from sd_sim_plugin.scene.types import Agents
 
 
@@ -254,17 +255,20 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
         mask[j, : len(kept)] = True
     width = max(int(mask.sum(1).max()), 1)  # trim padding: attention cost grows with the key count
     return (torch.from_numpy(feats[:, :width]), torch.from_numpy(mask[:, :width]),
-            torch.from_numpy(global_token_features(counts, cfg.tokens, np.asarray(data.centre_is_ego)[idx])), counts)
+            torch.from_numpy(global_token_features(counts, cfg.tokens, np.asarray(data.centre_is_ego)[idx],
+                                                   data.real_flags[idx])), counts)
 
 
 def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions,
                     timestep_scale: float = 1.0, unet_channels: tuple[int, ...] | None = None,
-                    mirror_left_hand: bool = False) -> list[dict]:
+                    mirror_left_hand: bool = False, domain_flag: bool = False) -> list[dict]:
     """Stage 2: train the token-conditioned latent denoiser on the frozen stage-1 encoder's latents.
 
     A fresh run takes the current stage-2 recipe (:meth:`ModelConfig.for_new_denoiser`) and, when given,
     ``unet_channels`` (else the folder's U-Net widths); ``mirror_left_hand`` records that ``train`` was cached with
-    left-hand windows mirrored (``ModelConfig.mirror_left_hand``); config.json is only
+    left-hand windows mirrored (``ModelConfig.mirror_left_hand``); ``domain_flag`` gives a new or fine-tuned stage 2
+    the global token's real-data feature (a fine-tune's starting weights take it with a zero weight, so they start
+    as they were); config.json is only
     rewritten when the first weights are published, so a run that fails early leaves the folder as it was.
     """
     out = Path(out)
@@ -283,6 +287,10 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
                                    **({"unet_channels": tuple(unet_channels)} if unet_channels else {}))
     if mirror_left_hand:
         cfg = replace(cfg, mirror_left_hand=True)
+    if domain_flag and not has_domain_flag(cfg.tokens):
+        if opts.resume:
+            raise SdSimError(f"--domain-flag: {out} was trained without it, so --resume cannot add it")
+        cfg = replace(cfg, tokens=replace(cfg.tokens, global_dim=DOMAIN_GLOBAL_DIM))
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)
     latents = encode_latents(ae, train, opts.device)
     if not opts.resume and not fine_tune:
@@ -295,7 +303,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
     latents = ((latents - mean_t) / std_t).to(opts.device)
     net = LatentDenoiser(cfg).to(opts.device)
     if fine_tune:
-        load_weights(net, Path(opts.init) / WEIGHT_FILES["denoiser"])
+        load_weights(net, Path(opts.init) / WEIGHT_FILES["denoiser"],
+                     partial(_widen_global_input, cfg.tokens.global_dim))
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     trainer = _Trainer(cfg, out, opts, {"denoiser": net, "ema": ema}, list(net.parameters()))
     trainer.stage = "diffusion"
@@ -340,6 +349,15 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
     return trainer.run(step, validate, publish)
 
 
+def _widen_global_input(global_dim: int, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Starting weights whose global-token MLP reads fewer features than ``global_dim``, given zero weights for the
+    new ones (``--domain-flag`` on a checkpoint without it): the network computes what it did before."""
+    w = state.get("global_mlp.0.weight")
+    if w is not None and w.shape[1] < global_dim:
+        state = {**state, "global_mlp.0.weight": torch.cat([w, w.new_zeros(w.shape[0], global_dim - w.shape[1])], 1)}
+    return state
+
+
 @torch.inference_mode()
 def generation_scores(generator, data: TrainingArrays, idx: np.ndarray) -> dict[str, float]:
     """From cached windows: with all tokens given, token recall (F1 vs the real agents); with the global token
@@ -348,12 +366,14 @@ def generation_scores(generator, data: TrainingArrays, idx: np.ndarray) -> dict[
     maps = _to(data.map[idx], generator.device)
     truth = decode_targets(np.asarray(data.targets[idx]), cfg)
     feats, mask, _, _ = token_batch(data, idx, cfg, None)
-    ego = np.asarray(data.centre_is_ego)[idx]
-    given = generator.sample_agents(maps, feats, mask, np.zeros(len(idx), np.int64), seed=0, centre_is_ego=ego)
+    ego, real = np.asarray(data.centre_is_ego)[idx], data.real_flags[idx]
+    given = generator.sample_agents(maps, feats, mask, np.zeros(len(idx), np.int64), seed=0, centre_is_ego=ego,
+                                    real=real)
     scores = detection_scores(given, truth, cfg.horizon.t0_index)
     counts = np.array([len(t) for t in truth])
     free = generator.sample_agents(maps, torch.zeros(len(idx), 1, cfg.tokens.agent_dim),
-                                   torch.zeros(len(idx), 1, dtype=torch.bool), counts, seed=1, centre_is_ego=ego)
+                                   torch.zeros(len(idx), 1, dtype=torch.bool), counts, seed=1, centre_is_ego=ego,
+                                   real=real)
     n_gen = np.array([len(a) for a in free])
     corr = float(np.corrcoef(n_gen, counts)[0, 1]) if n_gen.std() > 0 and counts.std() > 0 else float("nan")
     return {"token_f1": scores["f1"], "count_real": float(counts.mean()), "count_gen": float(n_gen.mean()),

@@ -507,6 +507,46 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
     assert "was trained without it, so --resume cannot add it" in capsys.readouterr().err
 
 
+def test_domain_flag_widens_the_global_token_and_reaches_the_model(trained, road_scenes, tmp_path, capsys):
+    """``domain_flag``: the fine-tune's global token gains the real-data feature with a zero weight (so it starts as
+    the starting checkpoint), training windows carry their domain, and ``real_flag`` reaches the network."""
+    from sd_sim_plugin.model.cache import concatenate
+    from sd_sim_plugin.model.checkpoint import load_tensors
+    from sd_sim_plugin.model.tokens import DOMAIN_GLOBAL_DIM, GLOBAL_TOKEN_DIM
+
+    layout = replace(TokenLayout(), global_dim=DOMAIN_GLOBAL_DIM)
+    feats = global_token_features(np.array([2, UNSET]), layout, True, np.array([True, False]))
+    assert feats.shape == (2, DOMAIN_GLOBAL_DIM) and list(feats[:, -1]) == [1.0, 0.0]
+    np.testing.assert_array_equal(feats[:, :-1], global_token_features(np.array([2, UNSET]), TokenLayout()))
+    with pytest.raises(ValueError, match="real_flag needs a global token with the real-data feature"):
+        ModelConfig(real_flag=True)
+    arrays = trained[1]
+    assert arrays.real_flags.all()  # synthetic scenes name no PG source
+    both = concatenate([replace(arrays, real=np.zeros(len(arrays), bool)), arrays])
+    assert list(both.real_flags) == [False] * len(arrays) + [True] * len(arrays)
+
+    out = tmp_path / "domain"
+    opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=trained[0])
+    train_autoencoder(arrays, None, out, opts)
+    train_diffusion(arrays, None, out, opts, domain_flag=True)
+    cfg = load_config(out)[0]
+    assert cfg.tokens.global_dim == DOMAIN_GLOBAL_DIM and not cfg.real_flag
+    w = load_tensors(out / WEIGHT_FILES["denoiser"])["global_mlp.0.weight"]
+    assert w.shape[1] == DOMAIN_GLOBAL_DIM and w[:, GLOBAL_TOKEN_DIM:].abs().max() < 1e-6
+    start = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    gen = ScenarioDiffusionGenerator.from_checkpoint(out)
+    scene = road_scenes[0]
+    before = start.generate(scene.map, density=3, seed=2)[0].agents.trajectory
+    np.testing.assert_allclose(gen.generate(scene.map, density=3, seed=2)[0].agents.trajectory, before, atol=1e-3)
+    with torch.no_grad():
+        gen.denoiser.global_mlp[0].weight[:, GLOBAL_TOKEN_DIM:] = 5.0
+    as_pg = gen.generate(scene.map, density=3, seed=2)[0].agents.trajectory
+    gen.cfg = replace(gen.cfg, real_flag=True)
+    assert not np.array_equal(gen.generate(scene.map, density=3, seed=2)[0].agents.trajectory, as_pg)
+    assert main(["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--domain-flag"]) == 2
+    assert "--domain-flag is a stage-2 option" in capsys.readouterr().err
+
+
 def test_new_stage_2_takes_its_unet_width(trained, tmp_path, capsys):
     """``--unet-channels`` sizes a new stage 2 (recorded in config.json, loadable); anything else is one line."""
     ckpt = _copy_ckpt(trained[0], tmp_path / "wide")
@@ -663,7 +703,7 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     with pytest.raises(SdSimError, match="--intervals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
     with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --misaligned, --ego-flag, "
-                                         "--mirror-left and"):
+                                         "--real-flag, --mirror-left and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--mirror-left '2'"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--mirror-left", "2"])
