@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import time
-from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
