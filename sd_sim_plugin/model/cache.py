@@ -18,7 +18,7 @@ from tqdm import tqdm
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.model.boxes import agents_to_targets
 from sd_sim_plugin.model.config import ModelConfig
-from sd_sim_plugin.model.tokens import agent_token_features
+from sd_sim_plugin.model.tokens import GLOBAL_TOKEN_DIM, agent_token_features
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_agents, rasterise_map
 from sd_sim_plugin.scene.handedness import mirror_scene, traffic_side
 from sd_sim_plugin.scene.tokens import tokens_from_agents
@@ -92,6 +92,8 @@ def config_key(cfg: ModelConfig) -> str:
     """Key from the config parts that shape the cached arrays."""
     shape = {k: cfg.to_dict()[k] for k in ("size_px", "resolution_m", "map_channels", "agent_channels", "horizon",
                                            "grid", "tokens")}
+    # The global token is built per batch, not cached: its width (the domain flag) must not force a new cache.
+    shape["tokens"] = {**shape["tokens"], "global_dim": GLOBAL_TOKEN_DIM}
     if cfg.mirror_left_hand:  # only then, so that caches written before the field keep their keys
         shape["mirror_left_hand"] = True
     return hashlib.sha1(json.dumps({"v": CACHE_VERSION, "cfg": shape}, sort_keys=True).encode()).hexdigest()[:12]

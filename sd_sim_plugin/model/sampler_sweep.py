@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
               f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
               f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, ego flag "
-              f"{int(best.ego_flag)}, mirror left-hand maps {int(best.mirror_left_hand)} to {target}/config.json")
+              f"{int(best.ego_flag)}, real flag {int(best.real_flag)}, mirror left-hand maps {int(best.mirror_left_hand)} "
+              f"to {target}/config.json")
 
 
 if __name__ == "__main__":

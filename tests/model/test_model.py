@@ -545,6 +545,11 @@ def test_domain_flag_widens_the_global_token_and_reaches_the_model(trained, road
     assert not np.array_equal(gen.generate(scene.map, density=3, seed=2)[0].agents.trajectory, as_pg)
     assert main(["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--domain-flag"]) == 2
     assert "--domain-flag is a stage-2 option" in capsys.readouterr().err
+    assert main(["train", "--stage", "diffusion", "--data", str(tmp_path), "--out", str(trained[0]), "--resume",
+                 "--domain-flag"]) == 2  # refused before anything is read or written
+    assert "was trained without it, so --resume cannot add it" in capsys.readouterr().err
+    from sd_sim_plugin.model.cache import config_key  # the global token is not cached: one cache serves both
+    assert config_key(cfg) == config_key(load_config(trained[0])[0])
 
 
 def test_new_stage_2_takes_its_unet_width(trained, tmp_path, capsys):
