@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                         for iv in _intervals(args.intervals) for o in offroad for m in across for e in flags
                         for r in real for ml in mirror]
         except ValueError as exc:
-            raise SdSimError(f"--guidance / --intervals / --steps / --offroad / --misaligned: {exc}") from None
+            raise SdSimError(f"sweep setting: {exc}") from None
     else:
         if (args.write or args.write_to or args.steps or args.offroad or args.misaligned or args.ego_flag
                 or args.real_flag or args.mirror_left or args.max_evals is not None):
