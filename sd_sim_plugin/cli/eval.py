@@ -36,7 +36,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", type=Path, required=True, help="report folder (created)")
     p.add_argument("--limit", type=int, help="at most N reference scenes per set")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samples", type=int, default=8, help="sample scenes per generator in the picture grid")
+    p.add_argument("--samples", type=int, default=8,
+                   help="sample scenes per generator in the picture grid (0: no grid)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -98,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     names = list(specs)
     if args.limit is not None and args.limit < 1:
         raise SdSimError(f"--limit {args.limit}: must be at least 1")
+    if args.samples < 0:
+        raise SdSimError(f"--samples {args.samples}: must be 0 (no picture grid) or more")
     if args.checkpoint is not None and "diffusion" not in names:
         raise SdSimError("--checkpoint is for the diffusion generator")
     if args.precision is not None and not any(n.startswith("diffusion") for n in names):
@@ -157,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
                                           {n: r.stats["density_reference"] for n, r in results_obj.items()})
             figures["histograms (density = reference count)"] = str(hist.relative_to(out))
             for n, r in results_obj.items():
+                if args.samples == 0:
+                    break
                 grid = report.plot_samples(out / eval_set.name / f"samples_{n}.png", eval_set.scenes,
                                            r.generated["density_reference"], n, args.samples)
                 figures[f"{n}: samples (right) beside their references (left)"] = str(grid.relative_to(out))

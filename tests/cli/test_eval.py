@@ -73,7 +73,16 @@ def test_eval_writes_report_json_and_plots_and_resumes(data_dir: Path, tmp_path:
     assert json.loads((out / "metrics.json").read_text())["sets"] == metrics["sets"]
 
 
-@pytest.mark.parametrize("case", ["unknown_generator", "empty_folder", "missing_folder", "no_map", "precision"])
+def test_samples_zero_writes_no_picture_grid(data_dir: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    assert main(["eval", "--generator", "lane", "--data", str(data_dir), "--out", str(out), "--no-progress",
+                 "--samples", "0"]) == 0
+    assert (out / "refs" / "histograms.png").exists() and not (out / "refs" / "samples_lane.png").exists()
+    assert "samples_lane" not in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("case", ["unknown_generator", "empty_folder", "missing_folder", "no_map", "precision",
+                                  "negative_samples"])
 def test_bad_input_is_one_line_exit_2(case: str, data_dir: Path, tmp_path: Path, capsys):
     data, gen = data_dir, "lane"
     if case == "unknown_generator":
@@ -86,14 +95,15 @@ def test_bad_input_is_one_line_exit_2(case: str, data_dir: Path, tmp_path: Path,
     elif case == "no_map":
         data = tmp_path / "nomap"
         write_shard(data / "a.npz", [Scene(MapGeometry(), _reference_scenes(1)[0].agents)], {"unit": "a"})
-    extra = ["--precision", "bfloat16"] if case == "precision" else []
+    extra = {"precision": ["--precision", "bfloat16"], "negative_samples": ["--samples", "-1"]}.get(case, [])
     code = main(["eval", "--generator", gen, "--data", str(data), "--out", str(tmp_path / "o"), "--no-progress",
                  *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and err.startswith("sd-sim eval: error:")
     expected = {"unknown_generator": "unknown generator 'gan'", "empty_folder": "no scenes",
                 "missing_folder": "no such dataset folder", "no_map": "has no map",
-                "precision": "--precision is for the diffusion generator"}[case]
+                "precision": "--precision is for the diffusion generator",
+                "negative_samples": "--samples -1: must be 0"}[case]
     assert expected in err
 
 
