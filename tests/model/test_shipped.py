@@ -1,0 +1,35 @@
+"""The shipped checkpoints load with the settings their model cards describe and generate seeded scenes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
+from sd_sim_plugin.model.tokens import has_domain_flag
+from sd_sim_plugin.scene.types import AgentType, Horizon
+from sd_sim_plugin.sources.scenarionet import load_scenario, scenario_windows
+
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
+BOSTON_HELD_OUT = "sd_nuscenes_v1.0-mini_scene-0757.pkl"
+
+
+def test_real_checkpoint_asks_for_real_traffic_on_a_real_map(dev_data_dir):
+    gen = ScenarioDiffusionGenerator.from_checkpoint(CHECKPOINTS / "real")
+    assert has_domain_flag(gen.cfg.tokens) and gen.cfg.real_flag and not gen.cfg.ego_flag
+    window = scenario_windows(load_scenario(dev_data_dir / BOSTON_HELD_OUT), Horizon(2, 2, 1),
+                              name=BOSTON_HELD_OUT)[0]
+    ego = window.agents.select(np.array([0]))
+    first, again = (gen.generate(window.map, ego=ego, density=8, seed=3)[0] for _ in range(2))
+    np.testing.assert_array_equal(first.agents.trajectory, again.agents.trajectory)
+    assert len(first.agents) == 8 and set(first.agents.types.tolist()) <= {int(t) for t in AgentType}
+    gen.cfg = replace(gen.cfg, real_flag=False)  # the flag reaches the network: PG traffic is another scene
+    as_pg = gen.generate(window.map, ego=ego, density=8, seed=3)[0]
+    assert not np.array_equal(as_pg.agents.trajectory, first.agents.trajectory)
+
+
+def test_default_checkpoint_is_for_pg_maps():
+    gen = ScenarioDiffusionGenerator.from_checkpoint(CHECKPOINTS / "default")
+    assert not has_domain_flag(gen.cfg.tokens) and not gen.cfg.real_flag and gen.cfg.ego_flag
