@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
                       disable=args.no_progress) as bar:
                 generated = harness.load_or_generate(
                     out / "generated" / eval_set.name / name, key,
-                    lambda g=generator: harness.generate_modes(g, eval_set.scenes, args.seed, bar.update))
+                    lambda g=generator, scenes=eval_set.scenes: harness.generate_modes(g, scenes, args.seed,
+                                                                                       bar.update))
             res = harness.GeneratorResult(generated=generated)
             results[name] = harness.measure(res, eval_set.scenes, ref_stats, lanes, args.seed, types)
             results_obj[name] = res

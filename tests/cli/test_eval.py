@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sd_sim_plugin.errors import SdSimError
-
 from sd_sim_plugin.cli import main
 from sd_sim_plugin.data.store import write_shard
+from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
 from sd_sim_plugin.scene.types import Agents, MapGeometry, Scene
 
