@@ -160,9 +160,7 @@ def run(args: argparse.Namespace) -> int:
             hist = report.plot_histograms(out / eval_set.name / "histograms.png", ref_stats,
                                           {n: r.stats["density_reference"] for n, r in results_obj.items()})
             figures["histograms (density = reference count)"] = str(hist.relative_to(out))
-            for n, r in results_obj.items():
-                if args.samples == 0:
-                    break
+            for n, r in (results_obj if args.samples else {}).items():  # --samples 0: no picture grid
                 grid = report.plot_samples(out / eval_set.name / f"samples_{n}.png", eval_set.scenes,
                                            r.generated["density_reference"], n, args.samples)
                 figures[f"{n}: samples (right) beside their references (left)"] = str(grid.relative_to(out))

@@ -58,8 +58,13 @@ def run(args: argparse.Namespace) -> int:
 
     from sd_sim_plugin.model.cache import cached_arrays, concatenate
     from sd_sim_plugin.model.config import ModelConfig
-    from sd_sim_plugin.model.tokens import has_domain_flag
-    from sd_sim_plugin.model.train import TrainOptions, pick_device, train_autoencoder, train_diffusion
+    from sd_sim_plugin.model.train import (
+        TrainOptions,
+        pick_device,
+        train_autoencoder,
+        train_diffusion,
+        with_domain_flag,
+    )
 
     if args.steps < 1 or args.batch_size < 1:
         raise SdSimError(f"--steps and --batch-size must be positive (got {args.steps}, {args.batch_size})")
@@ -81,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = ModelConfig()
     if args.domain_flag and args.stage != "diffusion":
         raise SdSimError("--domain-flag is a stage-2 option (--stage diffusion)")
-    if args.domain_flag and args.resume and not has_domain_flag(cfg.tokens):
-        raise SdSimError(f"--domain-flag: {args.out} was trained without it, so --resume cannot add it")
+    if args.domain_flag:  # checked before any caching; the global token's width does not change the cache
+        cfg = with_domain_flag(cfg, args.out, args.resume)
     if args.mirror_left_hand:
         if args.resume and not cfg.mirror_left_hand:
             raise SdSimError(f"--mirror-left-hand: {args.out} was trained without it, so --resume cannot add it")

@@ -287,10 +287,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
                                    **({"unet_channels": tuple(unet_channels)} if unet_channels else {}))
     if mirror_left_hand:
         cfg = replace(cfg, mirror_left_hand=True)
-    if domain_flag and not has_domain_flag(cfg.tokens):
-        if opts.resume:
-            raise SdSimError(f"--domain-flag: {out} was trained without it, so --resume cannot add it")
-        cfg = replace(cfg, tokens=replace(cfg.tokens, global_dim=DOMAIN_GLOBAL_DIM))
+    if domain_flag:
+        cfg = with_domain_flag(cfg, out, opts.resume)
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)
     latents = encode_latents(ae, train, opts.device)
     if not opts.resume and not fine_tune:
@@ -347,6 +345,15 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         save_config(out, cfg, {"diffusion": _training_record(trainer, opts, train)})
 
     return trainer.run(step, validate, publish)
+
+
+def with_domain_flag(cfg: ModelConfig, out: str | Path, resume: bool) -> ModelConfig:
+    """``cfg`` with the global token's real-data feature (``--domain-flag``); a run resumed without it cannot add it."""
+    if has_domain_flag(cfg.tokens):
+        return cfg
+    if resume:
+        raise SdSimError(f"--domain-flag: {out} was trained without it, so --resume cannot add it")
+    return replace(cfg, tokens=replace(cfg.tokens, global_dim=DOMAIN_GLOBAL_DIM))
 
 
 def _widen_global_input(global_dim: int, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
