@@ -3,6 +3,8 @@
 For each map seed: (1) baseline: a bare ``MetaDriveEnv`` with the same config, reset and stepped for the episode,
 nothing recorded; (2) collection: :func:`rollout` (env creation, recording every vehicle each step) plus
 :func:`windows` (resampling, ego-frame transform, map crop) plus writing the shard. Wall and process-CPU times.
+With ``--workers N`` (N > 1), then the same seeds through :func:`collect` in one process and in N worker processes
+(``sd-sim collect --workers``), and the wall-time ratio of the two.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from sd_sim_plugin.data.store import write_shard
 from sd_sim_plugin.data.splits import DEV_PG_SEEDS
+from sd_sim_plugin.data.store import collect, write_shard
 from sd_sim_plugin.scene.types import Horizon
 from sd_sim_plugin.sources.metadrive_assets import ensure_headless_assets
-from sd_sim_plugin.sources.pg import PGConfig, env_config, rollout, windows
+from sd_sim_plugin.sources.pg import PGConfig, env_config, pg_units, rollout, windows
 
 
 def _clock() -> tuple[float, float]:
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.collect")
     parser.add_argument("--seeds", type=int, nargs="*", default=list(DEV_PG_SEEDS))
     parser.add_argument("--episode-s", type=float, default=PGConfig().episode_s)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="also time collect() on the seeds in one process and in this many (1: skip)")
     args = parser.parse_args(argv)
     ensure_headless_assets()
     config = PGConfig(episode_s=args.episode_s)
@@ -102,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{c_rate[1] / b_rate[1]:.2f} (CPU); "
           f"vs bare env incl. creation+reset: {c_rate[0] / (tot['bs'] / tot['bsw']):.2f} (wall), "
           f"{c_rate[1] / (tot['bs'] / tot['bsc']):.2f} (CPU)")
+    if args.workers > 1:
+        walls = {}
+        for workers in (1, args.workers):
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                collect(pg_units(args.seeds, Horizon(), config), tmp, {}, progress=False, workers=workers)
+                walls[workers] = time.perf_counter() - start
+        print(f"collect() on {len(args.seeds)} seeds: 1 process {walls[1]:.1f} s, {args.workers} worker processes "
+              f"{walls[args.workers]:.1f} s; speed-up {walls[1] / walls[args.workers]:.2f}x")
     return 0
 
 

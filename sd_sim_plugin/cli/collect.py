@@ -18,6 +18,7 @@ def add_parser(subparsers) -> None:
         description="Cut traffic scenes (ego-frame windows) from MetaDrive procedural-map rollouts (--source pg) or "
                     "ScenarioNet files (--source scenarionet) into npz shards plus manifest.json. Resumable: "
                     "finished shards are skipped on a rerun. ScenarioNet files are pickles: use trusted files only.")
+    # --workers: one MetaDrive engine per process, so parallel maps need processes, not threads
     p.add_argument("--source", choices=["pg", "scenarionet"], required=True)
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write (created; resumed if present)")
     p.add_argument("--seeds", help="PG map seeds A:B (B excluded), e.g. 0:300")
@@ -44,6 +45,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-drivable-share", type=float, default=None, metavar="SHARE",
                    help="ScenarioNet: skip files where less than this share of the logged vehicles around the ego "
                         "is on the drivable area (car parks, which the map does not show; default 0: keep all)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes making shards in parallel, one input (PG map, ScenarioNet file) each; the "
+                        "shards are the same as with one (default 1; about one per CPU core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -81,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from sd_sim_plugin.data.store import collect
     from sd_sim_plugin.sources.tracks import WindowConfig
 
+    if args.workers < 1:
+        raise SdSimError(f"--workers {args.workers}: expected at least 1")
     horizon = _horizon(args)
     window = WindowConfig()
     if args.source == "pg":
@@ -131,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         if args.fold:  # fold 0 manifests keep their old form, so they still resume
             config["fold"] = args.fold
         sources = {"kind": "ScenarioNet files", "data_dir": str(args.data_dir.resolve())}
-    manifest = collect(units, args.out, config, sources=sources, progress=not args.no_progress)
+    manifest = collect(units, args.out, config, sources=sources, progress=not args.no_progress, workers=args.workers)
     c = manifest["counts"]
     print(f"{c['scenes']} scenes ({c['agents']} agents) in {c['shards']} shards at {args.out}; "
           f"{c['skipped']} inputs skipped; {c['resumed_shards']} shards resumed; "

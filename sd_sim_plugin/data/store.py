@@ -165,11 +165,12 @@ class Unit:
 
 
 def collect(units: Iterable[Unit], out: str | Path, config: dict, *, sources: dict | None = None,
-            progress: bool = True,
-            on_scenes: Callable[[Unit, list[Scene]], None] | None = None) -> dict:
+            progress: bool = True, workers: int = 1) -> dict:
     """Write one shard per unit into ``out`` (skipping finished ones), then the manifest; returns the manifest.
 
     ``config`` must match the folder's previous runs; ``sources`` (inputs, seeds) may change, e.g. to add seeds.
+    ``workers`` > 1 makes the shards in that many processes (spawned: MetaDrive allows one engine per process), so
+    units must be picklable; the shards are the same as one process makes, and the manifest lists units in order.
 
     A unit whose ``produce`` raises :class:`SdSimError` (an unreadable input, or one a source's filter rejects, such
     as a car-park scene under ``--min-drivable-share``) is named, skipped with its reason and counted.
@@ -177,6 +178,8 @@ def collect(units: Iterable[Unit], out: str | Path, config: dict, *, sources: di
     """
     from tqdm import tqdm
 
+    if workers < 1:
+        raise SdSimError(f"workers {workers}: expected at least 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / MANIFEST
@@ -192,34 +195,56 @@ def collect(units: Iterable[Unit], out: str | Path, config: dict, *, sources: di
                 "package_version": package_version(), "status": "running", "config": config,
                 "sources": sources or {}, "units": [], "skipped": []}
     _write_json(manifest_path, manifest)
-    resumed = 0
-    bar = tqdm(units, desc=f"collect -> {out.name}", unit="unit", disable=not progress, dynamic_ncols=True)
-    scenes_total = 0
-    for unit in bar:
+    done: dict[int, dict] = {}  # unit index -> its manifest entry, or {"skipped": reason}
+    for i, unit in enumerate(units):
         path = out / unit.shard
         if path.exists():
             try:
                 info = read_shard_info(path)
-                manifest["units"].append({"shard": unit.shard, **unit.source, "scenes": info["count"],
-                                          "agents": info.get("agents", 0)})
-                scenes_total += info["count"]
-                resumed += 1
-                continue
+                done[i] = {"scenes": info["count"], "agents": info.get("agents", 0), "resumed": True}
             except SdSimError:
                 path.unlink()  # damaged (not written by us atomically): make it again
-        try:
-            scenes = unit.produce()
-        except SdSimError as exc:
-            manifest["skipped"].append({**unit.source, "reason": str(exc)})
-            bar.write(f"skipped: {exc}")
-            continue
-        write_shard(path, scenes, {"source": unit.source})
-        if on_scenes is not None:
-            on_scenes(unit, scenes)
-        scenes_total += len(scenes)
-        manifest["units"].append({"shard": unit.shard, **unit.source, "scenes": len(scenes),
-                                  "agents": int(sum(len(s.agents) for s in scenes))})
+    todo = [i for i in range(len(units)) if i not in done]
+    bar = tqdm(total=len(units), initial=len(done), desc=f"collect -> {out.name}", unit="unit",
+               disable=not progress, dynamic_ncols=True)
+    scenes_total = sum(d["scenes"] for d in done.values())
+
+    def finished(i: int, result: dict) -> None:
+        nonlocal scenes_total
+        done[i] = result
+        if "skipped" in result:
+            bar.write(f"skipped: {result['skipped']}")
+        else:
+            scenes_total += result["scenes"]
+        bar.update(1)
         bar.set_postfix(scenes=scenes_total)
+
+    if workers == 1 or len(todo) <= 1:
+        for i in todo:
+            finished(i, make_shard(units[i], out))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(make_shard, units[i], out): i for i in todo}
+            try:
+                for future in as_completed(futures):
+                    finished(futures[future], future.result())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)  # finished shards stay: a rerun resumes
+                raise
+    bar.close()
+    resumed = 0
+    for i, unit in enumerate(units):
+        d = done[i]
+        if "skipped" in d:
+            manifest["skipped"].append({**unit.source, "reason": d["skipped"]})
+        else:
+            manifest["units"].append({"shard": unit.shard, **unit.source, "scenes": d["scenes"],
+                                      "agents": d["agents"]})
+            resumed += bool(d.get("resumed"))
     manifest["status"] = "complete"
     manifest["counts"] = {"units": len(units), "shards": len(manifest["units"]), "scenes": scenes_total,
                           "agents": int(sum(u["agents"] for u in manifest["units"])),
@@ -227,3 +252,14 @@ def collect(units: Iterable[Unit], out: str | Path, config: dict, *, sources: di
     manifest["wall_time_s_this_run"] = round(time.time() - start, 1)
     _write_json(manifest_path, manifest)
     return manifest
+
+
+def make_shard(unit: Unit, out: Path) -> dict:
+    """Make and write one unit's shard -> its scene and agent counts, or ``{"skipped": reason}`` when its
+    ``produce`` raises :class:`SdSimError` (runs in a worker process with ``collect(workers > 1)``)."""
+    try:
+        scenes = unit.produce()
+    except SdSimError as exc:
+        return {"skipped": str(exc)}
+    write_shard(out / unit.shard, scenes, {"source": unit.source})
+    return {"scenes": len(scenes), "agents": int(sum(len(s.agents) for s in scenes))}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 
@@ -190,7 +191,11 @@ def pg_units(seeds: tuple[int, ...] | list[int], horizon: Horizon = Horizon(), c
     """One store unit per map seed (shard ``pg_{seed:06d}.npz``)."""
     from sd_sim_plugin.data.store import Unit
 
-    def produce(seed: int) -> Callable[[], list[Scene]]:
-        return lambda: windows(rollout(seed, config), horizon, config, window_config)
+    # partial of a module function, not a closure: units travel to worker processes (collect --workers)
+    return [Unit(shard=f"pg_{seed:06d}.npz", source={"map_seed": int(seed)},
+                 produce=partial(seed_windows, int(seed), horizon, config, window_config)) for seed in seeds]
 
-    return [Unit(shard=f"pg_{seed:06d}.npz", source={"map_seed": int(seed)}, produce=produce(seed)) for seed in seeds]
+
+def seed_windows(seed: int, horizon: Horizon, config: PGConfig, window_config: WindowConfig) -> list[Scene]:
+    """The windows of map ``seed``'s rollout: one store unit's scenes."""
+    return windows(rollout(seed, config), horizon, config, window_config)

@@ -13,8 +13,8 @@ too few valid poses dropped. Every failure becomes an :class:`SdSimError` naming
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -197,9 +197,6 @@ def scenarionet_units(data_dir: str | Path, horizon: Horizon = Horizon(),
 
     root = Path(data_dir)
 
-    def produce(path: Path) -> Callable[[], list[Scene]]:
-        return lambda: read_windows(path, horizon, config, window_config)
-
     units = []
     files = scenario_files(root)
     if split is not None:
@@ -213,5 +210,7 @@ def scenarionet_units(data_dir: str | Path, horizon: Horizon = Horizon(),
         rel = path.relative_to(root).as_posix()
         stem = rel[: -len(".pkl")]
         shard = "sn_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) + ".npz"
-        units.append(Unit(shard=shard, source={"file": rel}, produce=produce(path)))
+        # a partial, not a closure: units travel to worker processes (collect --workers)
+        units.append(Unit(shard=shard, source={"file": rel},
+                          produce=partial(read_windows, path, horizon, config, window_config)))
     return units

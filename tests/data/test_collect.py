@@ -44,6 +44,24 @@ def test_pg_collect_resumes_and_is_deterministic(tmp_path, capsys):
     assert "another config" in capsys.readouterr().err
 
 
+def test_pg_collect_with_workers_makes_the_same_shards_and_resumes(tmp_path):
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert main([*TINY_PG, "--out", str(serial)]) == 0
+    assert main([*TINY_PG, "--workers", "2", "--out", str(parallel)]) == 0
+    m1, m2 = _manifest(serial), _manifest(parallel)
+    assert m2["status"] == "complete" and m2["units"] == m1["units"] and m2["counts"]["resumed_shards"] == 0
+    for u in m1["units"]:
+        a, b = read_shard(serial / u["shard"]), read_shard(parallel / u["shard"])
+        assert [s.meta for s in a] == [s.meta for s in b]
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x.agents.trajectory, y.agents.trajectory)
+
+    (parallel / "pg_000000.npz").unlink()
+    assert main([*TINY_PG, "--workers", "2", "--out", str(parallel)]) == 0
+    m3 = _manifest(parallel)
+    assert m3["counts"]["resumed_shards"] == 1 and m3["units"] == m1["units"]
+
+
 def test_corrupt_scenarionet_file_is_named_skipped_counted(dev_data_dir, tmp_path, capsys):
     data = tmp_path / "in"
     data.mkdir()
@@ -58,6 +76,10 @@ def test_corrupt_scenarionet_file_is_named_skipped_counted(dev_data_dir, tmp_pat
     assert "broken.pkl" in m["skipped"][0]["reason"] and "broken.pkl" in capsys.readouterr().out
     assert m["counts"]["shards"] == 1
     assert m["counts"]["scenes"] == read_shard_info(out / m["units"][0]["shard"])["count"] > 0
+    # The same from worker processes: the corrupt file is skipped there and named here.
+    assert main([*args[:-3], "--out", str(tmp_path / "out2"), "--workers", "2", "--no-progress"]) == 0
+    m2 = _manifest(tmp_path / "out2")
+    assert m2["skipped"] == m["skipped"] and m2["units"] == m["units"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -83,6 +105,7 @@ def test_corrupt_scenarionet_file_is_named_skipped_counted(dev_data_dir, tmp_pat
     (["--source", "scenarionet"], "needs --data-dir"),
     (["--source", "scenarionet", "--data-dir", "/nonexistent/dir"], "no such ScenarioNet folder"),
     (["--source", "pg", "--seeds", "0:1", "--step", "0.7"], "not a multiple"),
+    (["--source", "pg", "--seeds", "0:1", "--workers", "0"], "--workers 0: expected at least 1"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, args, message):
     assert main(["collect", *args, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
