@@ -143,7 +143,8 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
         traj[:, k, 0] = traj[:, prev, 0] + cos_h * dx - sin_h * dy
         traj[:, k, 1] = traj[:, prev, 1] + sin_h * dx + cos_h * dy
         traj[:, k, 2] = wrap_angle(traj[:, prev, 2] + deltas[:, j, 2])
-    keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale)
+    keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale,
+                           trajectories=traj if cfg.trajectory_overlap else None)
     keep = keep[np.argsort(-score[keep], kind="stable")]
     if count is not None and not np.array_equal(score, raw):
         # The priors re-rank vehicles among vehicles: the type mix of the count asked for stays the network's, so a
@@ -161,13 +162,21 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
 
 
 def remove_overlaps(pose: np.ndarray, length: np.ndarray, width: np.ndarray, score: np.ndarray,
-                    scale: float = 1.0) -> np.ndarray:
-    """Indices of boxes kept by greedy overlap removal (most probable first), boxes scaled by ``scale``."""
+                    scale: float = 1.0, trajectories: np.ndarray | None = None) -> np.ndarray:
+    """Indices of boxes kept by greedy overlap removal (most probable first), boxes scaled by ``scale``; with
+    ``trajectories`` ((K, T, 3) poses), boxes at their own size that overlap at any common pose count too."""
     order = np.argsort(-score)
     boxes = np.concatenate([pose[order], length[order, None] * scale, width[order, None] * scale], axis=1)
     hits = boxes_overlap(boxes, boxes)
+    if trajectories is not None:
+        size = np.stack([length[order], width[order]], axis=1)
+        for t in range(trajectories.shape[1]):
+            at_t = np.concatenate([trajectories[order, t], size], axis=1)
+            hits |= boxes_overlap(at_t, at_t)
+    blocked = np.zeros(len(order), bool)
     kept: list[int] = []
     for i in range(len(order)):
-        if not any(hits[i, j] for j in kept):
+        if not blocked[i]:
             kept.append(i)
+            blocked |= hits[i]
     return order[kept]

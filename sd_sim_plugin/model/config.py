@@ -15,6 +15,9 @@ STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean"
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "offroad_vehicle_scale",
                    "misaligned_vehicle_scale", "ego_flag", "real_flag")
+# Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
+# without it, and a sweep leaves it as the target checkpoint has it.
+PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class ModelConfig:
     peak_window: int = 1  # 3 = keep only 3 x 3 local maxima; 1 = every cell (overlap removal alone measured better)
     lane_snap_deg: float = 20.0  # on a lane and this close to its heading: heading aligned to the lane (0 = off)
     overlap_scale: float = 1.15  # boxes scaled by this for overlap removal (>1 also removes near-duplicates)
+    # Overlap removal also along the trajectories (every pose, boxes at their own size): a proposal whose trajectory
+    # runs through a more probable one's is dropped like one overlapping it at t = 0, so decoded futures do not drive
+    # through each other (each cell decodes its own future; docs/model.md). False: t = 0 only.
+    trajectory_overlap: bool = False
     # Existence scores of vehicle proposals in cells with no drivable pixel are multiplied by this when boxes are
     # ranked (1 = off): a map prior for maps unlike the training maps; chosen on validation scenes (docs/model.md).
     offroad_vehicle_scale: float = 1.0
@@ -128,10 +135,10 @@ class ModelConfig:
         return replace(self, **{**recipe, **overrides})
 
     def with_default_sampling(self) -> ModelConfig:
-        """This config with the default sampler, step count, guidance, priors and flags (:data:`SAMPLING_CHOICE`),
-        which are chosen per trained model: what a fine-tuned stage 2 starts with."""
+        """This config with the default sampler, step count, guidance, priors, flags and trajectory overlap rule
+        (:data:`PER_MODEL_CHOICE`), which are chosen per trained model: what a fine-tuned stage 2 starts with."""
         fresh = ModelConfig()
-        return replace(self, **{name: getattr(fresh, name) for name in SAMPLING_CHOICE})
+        return replace(self, **{name: getattr(fresh, name) for name in PER_MODEL_CHOICE})
 
     @property
     def cell_m(self) -> float:

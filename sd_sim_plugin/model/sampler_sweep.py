@@ -46,7 +46,7 @@ SAMPLER_SETTINGS = (("euler", 6), ("euler", 10), ("heun", 5), ("heun", 10), ("dp
 MMD_KEYS = ("position", "heading_vector", "velocity")
 # What a sweep setting sets on every fold's own config: the sampling choice and the handedness convention (which a
 # model trained with ``--mirror-left-hand`` needs, and a model trained without it may still be sampled with).
-SWEPT = (*SAMPLING_CHOICE, "mirror_left_hand")
+SWEPT = (*SAMPLING_CHOICE, "mirror_left_hand")  # not trajectory_overlap: the target keeps its own
 
 
 def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: list[Scene], seeds: int = 1,

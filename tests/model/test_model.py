@@ -58,6 +58,24 @@ def test_duplicate_boxes_are_removed(tiny_config):
     assert len(proposals_to_agents(out, cfg)) == 1
 
 
+def test_trajectory_overlap_removes_proposals_whose_futures_run_into_likelier_ones(tiny_config):
+    """Two cars 10 m apart at t = 0, the weaker one driving into the stronger one: both kept with overlap removal at
+    t = 0 only, the stronger one alone with ``trajectory_overlap``, even when two agents are asked for."""
+    cfg = tiny_config
+    out = np.zeros((7 + 3 * cfg.num_deltas + 3, cfg.grid, cfg.grid), np.float32)
+    out[0] = -10.0
+    out[0, 10, 16], out[0, 14, 16] = 5.0, 3.0  # rows 10 and 14: 10 m apart along x
+    out[1], out[3:7] = 1.0, 0.5  # heading +x, 4 m x 4 m boxes
+    out[7, 14, 16] = 1.0  # the rear one moves 10 m forward in its first future step: onto the front one
+    out[7 + 3 * cfg.num_deltas] = 5.0  # vehicles
+    assert len(proposals_to_agents(out, cfg)) == 2
+    for count in (None, 2):
+        [kept] = proposals_to_agents(out, replace(cfg, trajectory_overlap=True), count=count).trajectory[:, 2, :1]
+        assert kept[0] > 10  # row 10 (x 13.75 m), not row 14 (x 3.75 m): the stronger one
+    out[7, 14, 16] = 0.2  # 2 m forward: the two boxes stay apart
+    assert len(proposals_to_agents(out, replace(cfg, trajectory_overlap=True))) == 2
+
+
 def test_offroad_vehicle_prior_reranks_vehicles_only(tiny_config):
     """With a requested count, a likelier vehicle off the drivable area loses its place to one on it when the
     off-road scale is below 1; pedestrians off it keep theirs; scale 1 leaves the ranking alone."""
@@ -476,7 +494,8 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
     ckpt = _copy_ckpt(trained[0], tmp_path / "guided")  # sampling chosen for it: 4 steps with guidance
     cfg, record = load_config(ckpt)
     save_config(ckpt, replace(cfg, sampler_steps=4, guidance_scale=2.0, offroad_vehicle_scale=0.3,
-                              misaligned_vehicle_scale=0.0, ego_flag=False, mirror_left_hand=True), record)
+                              misaligned_vehicle_scale=0.0, ego_flag=False, mirror_left_hand=True,
+                              trajectory_overlap=True), record)
     arrays = trained[1]
     out = tmp_path / "fine_tuned"
     opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=ckpt)
@@ -492,7 +511,7 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
     (cfg0, _), (cfg1, record) = load_config(ckpt), load_config(out)
     assert (cfg1.latent_mean, cfg1.latent_std, cfg1.p_mean) == (cfg0.latent_mean, cfg0.latent_std, cfg0.p_mean)
     assert (cfg1.sampler_steps, cfg1.guidance_scale, cfg1.offroad_vehicle_scale, cfg1.misaligned_vehicle_scale,
-            cfg1.ego_flag) == (ModelConfig().sampler_steps, 1.0, 1.0, 1.0, True)  # to be chosen again
+            cfg1.ego_flag, cfg1.trajectory_overlap) == (ModelConfig().sampler_steps, 1.0, 1.0, 1.0, True, False)
     assert cfg1.mirror_left_hand  # a property of the training data, not a sampling choice: kept
     assert record["diffusion"]["init"] == str(ckpt) and record["autoencoder"]["init"] == str(ckpt)
     args = ["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--init", str(ckpt)]
@@ -655,10 +674,12 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     assert record["guidance"]["windows"] == 3 and record["guidance"]["seeds"] == 2 and "diffusion" in record
     # chosen with one model (trained without the validation windows), written into another
     other = _copy_ckpt(trained[0], tmp_path / "all_data")
+    cfg_other, record_other = load_config(other)
+    save_config(other, replace(cfg_other, trajectory_overlap=True), record_other)  # chosen by its own rule
     sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "3", "--steps", "2", "--offroad", "0.5",
            "--write", "--write-to", str(other)])
     cfg2, record2 = load_config(other)
-    assert (cfg2.guidance_scale, cfg2.offroad_vehicle_scale) == (3.0, 0.5)
+    assert (cfg2.guidance_scale, cfg2.offroad_vehicle_scale, cfg2.trajectory_overlap) == (3.0, 0.5, True)
     assert record2["guidance"]["measured_with"] == str(ckpt) and load_config(ckpt)[0] == cfg
     # the centred-on-ego flag is a sampling choice too: it reaches the model, and the sweep writes its pick
     gen = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
