@@ -108,9 +108,11 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     Without ``count``, peaks at or above the existence threshold are kept. With ``count`` (the number of agents the
     caller asked for), the ``count`` most probable peaks above ``MIN_COUNT_PROB`` are kept instead. ``drivable``
     ((G, G) bool, :func:`drivable_cells`) ranks vehicle proposals off it by their score times the config's
-    ``offroad_vehicle_scale``; ``lanes`` ranks vehicle proposals on a lane but more than ``lane_snap_deg`` off the
-    heading of every lane holding them by their score times ``misaligned_vehicle_scale``. With a count, either prior
-    only re-ranks vehicles among vehicles: how many of each type are kept follows the unscaled scores.
+    ``offroad_vehicle_scale``; ``lanes`` turns every proposal within ``lane_snap_deg`` of a lane's heading onto it
+    (:func:`align_to_lanes`, before overlap removal, so that the kept boxes and trajectories are the ones checked),
+    and ranks vehicle proposals on a lane but more than ``lane_snap_deg`` off the heading of every lane holding them
+    by their score times ``misaligned_vehicle_scale``. With a count, either prior only re-ranks vehicles among
+    vehicles: how many of each type are kept follows the unscaled scores.
     """
     nd, t0 = cfg.num_deltas, cfg.horizon.t0_index
     prob = 1.0 / (1.0 + np.exp(-out[0]))
@@ -143,6 +145,8 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
         traj[:, k, 0] = traj[:, prev, 0] + cos_h * dx - sin_h * dy
         traj[:, k, 1] = traj[:, prev, 1] + sin_h * dx + cos_h * dy
         traj[:, k, 2] = wrap_angle(traj[:, prev, 2] + deltas[:, j, 2])
+    if lanes is not None and len(lanes) and cfg.lane_snap_deg > 0:
+        traj = align_to_lanes(traj, lanes, t0, np.deg2rad(cfg.lane_snap_deg))
     keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale,
                            trajectories=traj if cfg.trajectory_overlap else None)
     keep = keep[np.argsort(-score[keep], kind="stable")]
@@ -159,6 +163,26 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
         else np.zeros((len(keep), 1, 2))
     return Agents(types=types[keep], length=length[keep], width=width[keep], trajectory=traj, velocity=velocity,
                   valid=np.ones(traj.shape[:2], bool))
+
+
+def align_to_lanes(traj: np.ndarray, lanes: LaneIndex, t0: int, max_dev_rad: float) -> np.ndarray:
+    """Trajectories (K, T, 3) with each one whose t = 0 pose lies on a lane within ``max_dev_rad`` of that lane's
+    heading turned onto the lane heading, the whole trajectory rotated about its t = 0 centre.
+
+    The decoder's heading error (a few degrees) is the main part of its heading MMD on lane-following traffic.
+    Proposals off the lanes (parked cars) or at larger angles (turning, crossing) are left as decoded.
+    """
+    if len(traj) == 0:
+        return traj
+    q = lanes.query(traj[:, t0, :2], traj[:, t0, 2])
+    dev = np.where(q["on_lane"] & (np.abs(q["heading_dev"]) <= max_dev_rad), q["heading_dev"], 0.0)
+    c, s = np.cos(-dev)[:, None], np.sin(-dev)[:, None]
+    out = traj.copy()
+    rel = traj[:, :, :2] - traj[:, t0:t0 + 1, :2]
+    out[:, :, 0] = traj[:, t0:t0 + 1, 0] + c * rel[..., 0] - s * rel[..., 1]
+    out[:, :, 1] = traj[:, t0:t0 + 1, 1] + s * rel[..., 0] + c * rel[..., 1]
+    out[:, :, 2] = wrap_angle(traj[:, :, 2] - dev[:, None])
+    return out
 
 
 def remove_overlaps(pose: np.ndarray, length: np.ndarray, width: np.ndarray, score: np.ndarray,

@@ -109,8 +109,9 @@ class ScenarioDiffusionGenerator:
         ``ego_flag`` and ``real_flag``; training validation passes each window's own values.
 
         With ``exact_count``, a scene whose global token is set keeps its (tokens + count) most probable boxes
-        rather than those above the existence threshold. ``lanes`` (one per scene) lets the config's
-        ``misaligned_vehicle_scale`` rank proposals standing across a lane behind the aligned ones.
+        rather than those above the existence threshold. ``lanes`` (one per scene) turns proposals onto their lane's
+        heading (``lane_snap_deg``) before overlap removal, and lets ``misaligned_vehicle_scale`` rank proposals
+        standing across a lane behind the aligned ones.
         """
         b = len(maps)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -135,7 +136,7 @@ class ScenarioDiffusionGenerator:
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
         wanted = mask.sum(dim=1).cpu().numpy() + counts
         rasters = maps.cpu().numpy() if self.cfg.offroad_vehicle_scale != 1.0 else [None] * b
-        lanes = lanes if lanes is not None and self.cfg.misaligned_vehicle_scale != 1.0 else [None] * b
+        lanes = lanes if lanes is not None else [None] * b
         return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None,
                                     drivable=None if m is None else drivable_cells(m, self.cfg), lanes=ln)
                 for p, w, c, m, ln in zip(proposals, wanted, counts, rasters, lanes, strict=True)]
@@ -200,10 +201,9 @@ class ScenarioDiffusionGenerator:
         ego_box = _ego_box(ego, self.horizon)
         scenes = []
         for i, a in enumerate(agents):
-            if lanes is not None:
-                a = align_to_lanes(a, lanes, self.horizon, np.deg2rad(self.cfg.lane_snap_deg))
             if tokens:
-                a = enforce_tokens(a, tokens, self.horizon, max_extra=None if counts[i] == UNSET else int(counts[i]))
+                a = enforce_tokens(a, tokens, self.horizon, max_extra=None if counts[i] == UNSET else int(counts[i]),
+                                   along_trajectories=self.cfg.trajectory_overlap)
             if len(a):
                 t0 = self.horizon.t0_index
                 boxes = np.concatenate([a.trajectory[:, t0], a.length[:, None], a.width[:, None]], axis=1)
@@ -229,14 +229,15 @@ def _ego_box(ego: Agents | None, horizon: Horizon) -> np.ndarray:
 TOKEN_GATE_M = 4.0  # a generated agent this close to a token is the model's rendering of that token
 
 
-def enforce_tokens(agents: Agents, tokens: list[AgentToken], horizon: Horizon, max_extra: int | None = None
-                   ) -> Agents:
+def enforce_tokens(agents: Agents, tokens: list[AgentToken], horizon: Horizon, max_extra: int | None = None,
+                   along_trajectories: bool = False) -> Agents:
     """Make every agent token appear exactly as described (the ``Generator`` contract).
 
     Each token is matched (Hungarian, centres within ``TOKEN_GATE_M``) to a generated agent, whose trajectory is moved
     rigidly onto the token's pose and takes the token's size and type; a token the model missed becomes an agent
-    moving straight at its speeds. Generated agents overlapping a token's box are dropped, and at most ``max_extra``
-    other agents (the most probable) are kept; token agents come first.
+    moving straight at its speeds. Generated agents overlapping a token's box at t = 0 (``along_trajectories``: at
+    any step) are dropped, and at most ``max_extra`` other agents (the most probable) are kept; token agents come
+    first.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -273,30 +274,11 @@ def enforce_tokens(agents: Agents, tokens: list[AgentToken], horizon: Horizon, m
     rest = np.setdiff1d(np.arange(len(agents)), np.fromiter(pairs.values(), np.int64, len(pairs)))
     extra = agents.select(rest)
     if len(extra):
-        box = lambda a: np.concatenate([a.trajectory[:, t0], a.length[:, None], a.width[:, None]], axis=1)  # noqa: E731
-        extra = extra.select(np.flatnonzero(~boxes_overlap(box(extra), box(given)).any(axis=1))[:max_extra])
+        def boxes(a: Agents, t: int) -> np.ndarray:
+            return np.concatenate([a.trajectory[:, t], a.length[:, None], a.width[:, None]], axis=1)
+
+        hit = np.zeros(len(extra), bool)
+        for t in range(horizon.num_steps) if along_trajectories else [t0]:
+            hit |= boxes_overlap(boxes(extra, t), boxes(given, t)).any(axis=1)
+        extra = extra.select(np.flatnonzero(~hit)[:max_extra])
     return Agents.concatenate([given, extra])
-
-
-def align_to_lanes(agents: Agents, lanes: LaneIndex, horizon: Horizon, max_dev_rad: float) -> Agents:
-    """Turn each agent on a lane whose heading is within ``max_dev_rad`` of that lane's onto the lane heading.
-
-    The decoder's heading error (a few degrees) is the main part of its heading MMD on lane-following traffic; the
-    whole trajectory is rotated about the t = 0 centre, so velocities turn with it. Agents off the lanes (parked cars)
-    or at larger angles (turning, crossing) are left as generated.
-    """
-    if len(agents) == 0:
-        return agents
-    t0 = horizon.t0_index
-    q = lanes.query(agents.trajectory[:, t0, :2], agents.trajectory[:, t0, 2])
-    dev = np.where(q["on_lane"] & (np.abs(q["heading_dev"]) <= max_dev_rad), q["heading_dev"], 0.0)
-    c, s = np.cos(-dev)[:, None], np.sin(-dev)[:, None]
-    traj = agents.trajectory.copy()
-    rel = traj[:, :, :2] - traj[:, t0:t0 + 1, :2]
-    traj[:, :, 0] = traj[:, t0:t0 + 1, 0] + c * rel[..., 0] - s * rel[..., 1]
-    traj[:, :, 1] = traj[:, t0:t0 + 1, 1] + s * rel[..., 0] + c * rel[..., 1]
-    traj[:, :, 2] = wrap_angle(traj[:, :, 2] - dev[:, None])
-    vel = agents.velocity.copy()
-    vel[..., 0], vel[..., 1] = c * agents.velocity[..., 0] - s * agents.velocity[..., 1], \
-        s * agents.velocity[..., 0] + c * agents.velocity[..., 1]
-    return Agents(agents.types, agents.length, agents.width, traj, vel, agents.valid, list(agents.ids))

@@ -324,8 +324,9 @@ def test_same_seed_same_scene(trained, road_scenes):
     assert not torch.equal(first, torch.randn(3, generator=torch.Generator().manual_seed(8)))
 
 
-def test_lane_prior_reaches_the_decoder_only_when_set(trained, road_scenes, monkeypatch):
-    """``generate`` hands every scene's lanes to the decoder when the misaligned-vehicle scale is below 1, else none."""
+def test_lanes_reach_the_decoder_only_with_lane_alignment(trained, road_scenes, monkeypatch):
+    """``generate`` hands every scene's lanes to the decoder (alignment before overlap removal, and the lane prior)
+    when ``lane_snap_deg`` is above 0, else none."""
     from sd_sim_plugin.model import pipeline
     from sd_sim_plugin.scene.geometry import LaneIndex
 
@@ -335,11 +336,28 @@ def test_lane_prior_reaches_the_decoder_only_when_set(trained, road_scenes, monk
                         lambda *a, **kw: (seen.append(kw.get("lanes")), decode(*a, **kw))[1])
     gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
     gen.generate(road_scenes[0].map, density=3, seed=1, count=2)
-    assert seen == [None, None]
-    gen.cfg = replace(gen.cfg, misaligned_vehicle_scale=0.0)
+    assert len(seen) == 2 and all(isinstance(x, LaneIndex) and len(x) for x in seen)
+    gen.cfg = replace(gen.cfg, lane_snap_deg=0.0)
     seen.clear()
     gen.generate(road_scenes[0].map, density=3, seed=1, count=2)
-    assert len(seen) == 2 and all(isinstance(x, LaneIndex) and len(x) for x in seen)
+    assert seen == [None, None]
+
+
+def test_trajectory_overlap_leaves_generated_trajectories_apart(trained, road_scenes):
+    """With ``trajectory_overlap``, no generated agent's box meets another's at any step, lane alignment and agent
+    tokens included (tokens may overlap each other: the caller placed them); without it, some do on these maps."""
+    from sd_sim_plugin.metrics.collision import collision_flags
+
+    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    hits = {}
+    for rule in (False, True):
+        gen.cfg = replace(gen.cfg, trajectory_overlap=rule)
+        hits[rule] = 0
+        for i, scene in enumerate(road_scenes):
+            tokens = tokens_from_agents(agents_in_view(scene, gen.cfg), scene.horizon)[:1]
+            for out in gen.generate(scene.map, agent_tokens=tokens, density=12, seed=i, count=3):
+                hits[rule] += int(collision_flags(out.agents, out.horizon)["trajectory"].sum())
+    assert hits[True] == 0 < hits[False]
 
 
 def test_checkpoint_round_trip(trained, road_scenes, tmp_path):
