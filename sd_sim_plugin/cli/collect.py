@@ -18,7 +18,6 @@ def add_parser(subparsers) -> None:
         description="Cut traffic scenes (ego-frame windows) from MetaDrive procedural-map rollouts (--source pg) or "
                     "ScenarioNet files (--source scenarionet) into npz shards plus manifest.json. Resumable: "
                     "finished shards are skipped on a rerun. ScenarioNet files are pickles: use trusted files only.")
-    # --workers: one MetaDrive engine per process, so parallel maps need processes, not threads
     p.add_argument("--source", choices=["pg", "scenarionet"], required=True)
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write (created; resumed if present)")
     p.add_argument("--seeds", help="PG map seeds A:B (B excluded), e.g. 0:300")
@@ -45,6 +44,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-drivable-share", type=float, default=None, metavar="SHARE",
                    help="ScenarioNet: skip files where less than this share of the logged vehicles around the ego "
                         "is on the drivable area (car parks, which the map does not show; default 0: keep all)")
+    # one MetaDrive engine per process, so parallel maps need processes, not threads
     p.add_argument("--workers", type=int, default=1,
                    help="processes making shards in parallel, one input (PG map, ScenarioNet file) each; the "
                         "shards are the same as with one (default 1; about one per CPU core)")
