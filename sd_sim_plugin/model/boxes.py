@@ -148,7 +148,7 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     if lanes is not None and len(lanes) and cfg.lane_snap_deg > 0:
         traj = align_to_lanes(traj, lanes, t0, np.deg2rad(cfg.lane_snap_deg))
     keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale,
-                           trajectories=traj if cfg.trajectory_overlap else None)
+                           other_poses=np.delete(traj, t0, axis=1) if cfg.trajectory_overlap else None)
     keep = keep[np.argsort(-score[keep], kind="stable")]
     if count is not None and not np.array_equal(score, raw):
         # The priors re-rank vehicles among vehicles: the type mix of the count asked for stays the network's, so a
@@ -186,16 +186,17 @@ def align_to_lanes(traj: np.ndarray, lanes: LaneIndex, t0: int, max_dev_rad: flo
 
 
 def remove_overlaps(pose: np.ndarray, length: np.ndarray, width: np.ndarray, score: np.ndarray,
-                    scale: float = 1.0, trajectories: np.ndarray | None = None) -> np.ndarray:
+                    scale: float = 1.0, other_poses: np.ndarray | None = None) -> np.ndarray:
     """Indices of boxes kept by greedy overlap removal (most probable first), boxes scaled by ``scale``; with
-    ``trajectories`` ((K, T, 3) poses), boxes at their own size that overlap at any common pose count too."""
+    ``other_poses`` ((K, T, 3): the rest of each trajectory), boxes at their own size that overlap at any common
+    step count too."""
     order = np.argsort(-score)
     boxes = np.concatenate([pose[order], length[order, None] * scale, width[order, None] * scale], axis=1)
     hits = boxes_overlap(boxes, boxes)
-    if trajectories is not None:
+    if other_poses is not None:
         size = np.stack([length[order], width[order]], axis=1)
-        for t in range(trajectories.shape[1]):
-            at_t = np.concatenate([trajectories[order, t], size], axis=1)
+        for t in range(other_poses.shape[1]):
+            at_t = np.concatenate([other_poses[order, t], size], axis=1)
             hits |= boxes_overlap(at_t, at_t)
     blocked = np.zeros(len(order), bool)
     kept: list[int] = []

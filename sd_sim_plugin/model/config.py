@@ -112,7 +112,7 @@ class ModelConfig:
                              "(1 = no prior)")
         if self.misaligned_vehicle_scale != 1 and self.lane_snap_deg <= 0:
             raise ValueError("misaligned_vehicle_scale needs lane_snap_deg > 0: it is the heading tolerance")
-        for name in ("ego_flag", "real_flag", "mirror_left_hand"):
+        for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")
         if self.real_flag and not has_domain_flag(self.tokens):

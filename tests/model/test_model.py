@@ -413,6 +413,7 @@ def test_corrupt_or_mismatched_checkpoint_gives_one_clear_line(trained, tmp_path
     for key, value, says in (("sampler", "rk4", "sampler 'rk4' is not one of"),
                               ("unet_channels", [12, 24], r"unet_channels \[12, 24\] must be two positive multiples"),
                               ("ego_flag", "yes", r"ego_flag \('yes'\) must be true or false"),
+                              ("trajectory_overlap", 1, r"trajectory_overlap \(1\) must be true or false"),
                               ("count_coefficients", [1.0, 2.0], "count_coefficients has 2 values")):
         edited = _copy_ckpt(ckpt, tmp_path / f"bad_{key}")
         text = json.loads((edited / "config.json").read_text())
