@@ -108,7 +108,7 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     Without ``count``, peaks at or above the existence threshold are kept. With ``count`` (the number of agents the
     caller asked for), the ``count`` most probable peaks above ``MIN_COUNT_PROB`` are kept instead. ``drivable``
     ((G, G) bool, :func:`drivable_cells`) ranks vehicle proposals off it by their score times the config's
-    ``offroad_vehicle_scale``; ``lanes`` turns every proposal within ``lane_snap_deg`` of a lane's heading onto it
+    ``offroad_vehicle_scale``; ``lanes`` turns every vehicle and cyclist proposal within ``lane_snap_deg`` of a lane's heading onto it
     (:func:`align_to_lanes`, before overlap removal, so that the kept boxes and trajectories are the ones checked),
     and ranks vehicle proposals on a lane but more than ``lane_snap_deg`` off the heading of every lane holding them
     by their score times ``misaligned_vehicle_scale``. With a count, either prior only re-ranks vehicles among
@@ -146,7 +146,8 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
         traj[:, k, 1] = traj[:, prev, 1] + sin_h * dx + cos_h * dy
         traj[:, k, 2] = wrap_angle(traj[:, prev, 2] + deltas[:, j, 2])
     if lanes is not None and len(lanes) and cfg.lane_snap_deg > 0:
-        traj = align_to_lanes(traj, lanes, t0, np.deg2rad(cfg.lane_snap_deg))
+        traj = align_to_lanes(traj, lanes, t0, np.deg2rad(cfg.lane_snap_deg),
+                              only=types != int(AgentType.PEDESTRIAN))
     keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale,
                            other_poses=np.delete(traj, t0, axis=1) if cfg.trajectory_overlap else None)
     keep = keep[np.argsort(-score[keep], kind="stable")]
@@ -165,17 +166,24 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
                   valid=np.ones(traj.shape[:2], bool))
 
 
-def align_to_lanes(traj: np.ndarray, lanes: LaneIndex, t0: int, max_dev_rad: float) -> np.ndarray:
+def align_to_lanes(traj: np.ndarray, lanes: LaneIndex, t0: int, max_dev_rad: float,
+                   only: np.ndarray | None = None) -> np.ndarray:
     """Trajectories (K, T, 3) with each one whose t = 0 pose lies on a lane within ``max_dev_rad`` of that lane's
-    heading turned onto the lane heading, the whole trajectory rotated about its t = 0 centre.
+    heading turned onto the lane heading, the whole trajectory rotated about its t = 0 centre; with ``only`` ((K,)
+    bool), just those rows.
 
-    The decoder's heading error (a few degrees) is the main part of its heading MMD on lane-following traffic.
-    Proposals off the lanes (parked cars) or at larger angles (turning, crossing) are left as decoded.
+    The decoder's heading error (a few degrees) is the main part of its heading MMD on lane-following traffic; on maps
+    unlike its training maps it is often tens of degrees, while logged vehicles almost never stand across a lane.
+    Proposals off the lanes (parked cars) or beyond the angle are left as decoded. The decoder calls it for vehicles
+    and cyclists only: a pedestrian on a lane is crossing it, not following it.
     """
     if len(traj) == 0:
         return traj
     q = lanes.query(traj[:, t0, :2], traj[:, t0, 2])
-    dev = np.where(q["on_lane"] & (np.abs(q["heading_dev"]) <= max_dev_rad), q["heading_dev"], 0.0)
+    turn = q["on_lane"] & (np.abs(q["heading_dev"]) <= max_dev_rad)
+    if only is not None:
+        turn &= only
+    dev = np.where(turn, q["heading_dev"], 0.0)
     c, s = np.cos(-dev)[:, None], np.sin(-dev)[:, None]
     out = traj.copy()
     rel = traj[:, :, :2] - traj[:, t0:t0 + 1, :2]

@@ -14,7 +14,7 @@ STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean"
                  "sampler_steps", "guidance_scale", "guidance_interval")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "offroad_vehicle_scale",
-                   "misaligned_vehicle_scale", "ego_flag", "real_flag")
+                   "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
 PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
@@ -39,7 +39,7 @@ class ModelConfig:
     attention_head_dim: int = 8
     existence_threshold: float = 0.3  # held-out PG: F1 0.955 at 0.3, 0.953 at 0.5, 0.932 at 0.7
     peak_window: int = 1  # 3 = keep only 3 x 3 local maxima; 1 = every cell (overlap removal alone measured better)
-    lane_snap_deg: float = 20.0  # on a lane and this close to its heading: heading aligned to the lane (0 = off)
+    lane_snap_deg: float = 20.0  # vehicle / cyclist on a lane this close to its heading: turned onto it (0 = off)
     overlap_scale: float = 1.15  # boxes scaled by this for overlap removal (>1 also removes near-duplicates)
     # Overlap removal also along the trajectories (every pose, boxes at their own size): a proposal whose trajectory
     # runs through a more probable one's is dropped like one overlapping it at t = 0, so decoded futures do not drive
@@ -110,6 +110,8 @@ class ModelConfig:
         if not 0 <= self.misaligned_vehicle_scale <= 1:
             raise ValueError(f"misaligned_vehicle_scale ({self.misaligned_vehicle_scale}) must be in [0, 1] "
                              "(1 = no prior)")
+        if not 0 <= self.lane_snap_deg <= 180:
+            raise ValueError(f"lane_snap_deg ({self.lane_snap_deg}) must be in [0, 180] degrees (0 = no alignment)")
         if self.misaligned_vehicle_scale != 1 and self.lane_snap_deg <= 0:
             raise ValueError("misaligned_vehicle_scale needs lane_snap_deg > 0: it is the heading tolerance")
         for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):

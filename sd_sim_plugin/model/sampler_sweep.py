@@ -1,14 +1,15 @@
 """Choose sampler settings by measuring realism against speed.
 
 Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 --intervals 1:10 --steps 4,6
---offroad 1,0.3 --misaligned 1,0 --mirror-left 0,1 --fold CKPT2 DATA2 --write]``.
+--offroad 1,0.3 --misaligned 1,0 --lane-snap 20,90 --mirror-left 0,1 --fold CKPT2 DATA2 --write]``.
 
 For each setting, generates one scene per reference window (density = the reference's agent count, the reference's
 ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
 time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
 sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
 their noise intervals, ``--steps``, step counts, ``--offroad``, off-road vehicle scales, ``--misaligned``, the scales
-of vehicles standing across a lane, ``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``,
+of vehicles standing across a lane, ``--lane-snap``, the angles within which vehicles on a lane are turned onto it,
+``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``,
 whether left-hand maps are generated as their right-hand mirror image) with the checkpoint's own solver instead, and
 ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those
 within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings over it are not measured;
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
                                      "(default: the checkpoint's; 1 = no map prior)")
     p.add_argument("--misaligned", help="with --guidance: scales of vehicles standing across a lane to cross with the "
                                         "rest, e.g. 1,0 (default: the checkpoint's; 1 = no lane prior)")
+    p.add_argument("--lane-snap", help="with --guidance: lane alignment angles in degrees to cross with the rest, "
+                                       "e.g. 20,45,90 (default: the checkpoint's; 0 = no alignment)")
     p.add_argument("--ego-flag", help="with --guidance: centred-on-ego flags to cross with the rest, e.g. 1,0 "
                                       "(default: the checkpoint's)")
     p.add_argument("--real-flag", help="with --guidance: the global token's real-data flags to cross with the rest, "
@@ -176,21 +179,23 @@ def main(argv: list[str] | None = None) -> None:
             steps = [int(n) for n in _floats(args.steps, "--steps")] if args.steps else [base.sampler_steps]
             offroad = _floats(args.offroad, "--offroad") if args.offroad else [base.offroad_vehicle_scale]
             across = _floats(args.misaligned, "--misaligned") if args.misaligned else [base.misaligned_vehicle_scale]
+            snaps = _floats(args.lane_snap, "--lane-snap") if args.lane_snap else [base.lane_snap_deg]
             flags = _flags(args.ego_flag, "--ego-flag") if args.ego_flag else [base.ego_flag]
             mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
             settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o,
-                                misaligned_vehicle_scale=m, ego_flag=e, real_flag=r, mirror_left_hand=ml)
+                                misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e, real_flag=r,
+                                mirror_left_hand=ml)
                         for n in steps for w in _floats(args.guidance, "--guidance")
-                        for iv in _intervals(args.intervals) for o in offroad for m in across for e in flags
+                        for iv in _intervals(args.intervals) for o in offroad for m in across for a in snaps for e in flags
                         for r in real for ml in mirror]
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:
-        if (args.write or args.write_to or args.steps or args.offroad or args.misaligned or args.ego_flag
-                or args.real_flag or args.mirror_left or args.max_evals is not None):
-            raise SdSimError("--write, --write-to, --steps, --offroad, --misaligned, --ego-flag, --real-flag, "
-                             "--mirror-left and --max-evals go with --guidance")
+        if (args.write or args.write_to or args.steps or args.offroad or args.misaligned or args.lane_snap
+                or args.ego_flag or args.real_flag or args.mirror_left or args.max_evals is not None):
+            raise SdSimError("--write, --write-to, --steps, --offroad, --misaligned, --lane-snap, --ego-flag, "
+                             "--real-flag, --mirror-left and --max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
     for cfg in settings:
@@ -201,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         row = {"sampler": cfg.sampler, "steps": cfg.sampler_steps, "network_evals": evals,
                "guidance": cfg.guidance_scale, "interval": list(cfg.guidance_interval), "guided_steps": guided,
                "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
+               "lane_snap": cfg.lane_snap_deg,
                "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "mirror_left": cfg.mirror_left_hand}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
@@ -221,14 +227,16 @@ def main(argv: list[str] | None = None) -> None:
                   "sampler_steps": best.sampler_steps,
                   "scale": best.guidance_scale, "interval": list(best.guidance_interval),
                   "offroad_vehicle_scale": best.offroad_vehicle_scale,
-                  "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "ego_flag": best.ego_flag,
+                  "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "lane_snap_deg": best.lane_snap_deg,
+                  "ego_flag": best.ego_flag,
                   "real_flag": best.real_flag, "mirror_left_hand": best.mirror_left_hand,
                   "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
         save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
                     {"guidance": chosen})
         print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
               f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
-              f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, ego flag "
+              f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, lane alignment "
+              f"{best.lane_snap_deg:g} degrees, ego flag "
               f"{int(best.ego_flag)}, real flag {int(best.real_flag)}, mirror left-hand maps {int(best.mirror_left_hand)} "
               f"to {target}/config.json")
 

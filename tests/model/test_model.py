@@ -148,6 +148,45 @@ def test_misaligned_vehicle_prior_prefers_vehicles_along_their_lane(tiny_config)
         replace(cfg, misaligned_vehicle_scale=0.5, lane_snap_deg=0.0)
 
 
+def test_lane_alignment_turns_vehicles_within_its_angle_and_never_pedestrians(tiny_config):
+    """A vehicle 60 degrees off its lane is turned onto it (its whole trajectory, about its t = 0 centre) with
+    ``lane_snap_deg`` 90 or 180 but left as decoded with 20; a pedestrian on the lane is never turned, and a vehicle
+    heading against a one-way lane is turned round only at 180."""
+    from sd_sim_plugin.scene.geometry import LaneIndex
+    from sd_sim_plugin.scene.types import AgentType, MapGeometry
+
+    cfg = tiny_config
+    out = np.zeros((7 + 3 * cfg.num_deltas + 3, cfg.grid, cfg.grid), np.float32)
+    out[0] = -10.0
+    out[3:7] = 0.5
+    cells = {(8, 16): 60.0, (24, 16): 60.0, (12, 16): 170.0}  # rows 8, 12, 24: along the lane (x), 10+ m apart
+    for (r, c), deg in cells.items():
+        out[0, r, c] = 5.0
+        out[1, r, c], out[2, r, c] = np.cos(np.deg2rad(deg)), np.sin(np.deg2rad(deg))
+        out[7:7 + 3 * cfg.num_deltas:3, r, c] = 1.0  # every pose 1 unit further along the decoded heading
+        out[7 + 3 * cfg.num_deltas, r, c] = 5.0
+    out[7 + 3 * cfg.num_deltas + 1, 24, 16] = 10.0  # that one is a pedestrian
+    road = MapGeometry(lane_ids=["road"], lane_centrelines=[np.array([[-40.0, 0.0], [40.0, 0.0]])],
+                       lane_widths=np.array([30.0]))
+    lanes, t0 = LaneIndex(road), cfg.horizon.t0_index
+
+    def headings(snap: float) -> list[tuple[int, int]]:
+        """(type, t = 0 heading in degrees) from front (largest x) to back."""
+        agents = proposals_to_agents(out, replace(cfg, lane_snap_deg=snap), lanes=lanes)
+        traj = agents.trajectory
+        step = traj[:, -1, :2] - traj[:, t0, :2]  # rotated about t = 0: the poses still lie along its heading
+        np.testing.assert_allclose(np.arctan2(step[:, 1], step[:, 0]), traj[:, t0, 2], atol=1e-4)
+        order = np.argsort(-traj[:, t0, 0])
+        return [(int(agents.types[i]), round(float(np.rad2deg(traj[i, t0, 2])))) for i in order]
+
+    vehicle, ped = int(AgentType.VEHICLE), int(AgentType.PEDESTRIAN)
+    assert headings(0.0) == headings(20.0) == [(vehicle, 60), (vehicle, 170), (ped, 60)]
+    assert headings(90.0) == [(vehicle, 0), (vehicle, 170), (ped, 60)]
+    assert headings(180.0) == [(vehicle, 0), (vehicle, 0), (ped, 60)]
+    with pytest.raises(ValueError, match=r"lane_snap_deg \(200\) must be in \[0, 180\]"):
+        replace(cfg, lane_snap_deg=200)
+
+
 def test_token_dropout_counts_the_dropped_agents():
     """The global token equals the number of dropped tokens (or UNSET), and 40% of samples keep everything."""
     rng = np.random.default_rng(0)
@@ -524,7 +563,7 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
     cfg, record = load_config(ckpt)
     save_config(ckpt, replace(cfg, sampler_steps=4, guidance_scale=2.0, offroad_vehicle_scale=0.3,
                               misaligned_vehicle_scale=0.0, ego_flag=False, mirror_left_hand=True,
-                              trajectory_overlap=True), record)
+                              trajectory_overlap=True, lane_snap_deg=180.0), record)
     arrays = trained[1]
     out = tmp_path / "fine_tuned"
     opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=ckpt)
@@ -540,7 +579,8 @@ def test_fine_tuning_starts_from_another_checkpoint(trained, tmp_path, capsys):
     (cfg0, _), (cfg1, record) = load_config(ckpt), load_config(out)
     assert (cfg1.latent_mean, cfg1.latent_std, cfg1.p_mean) == (cfg0.latent_mean, cfg0.latent_std, cfg0.p_mean)
     assert (cfg1.sampler_steps, cfg1.guidance_scale, cfg1.offroad_vehicle_scale, cfg1.misaligned_vehicle_scale,
-            cfg1.ego_flag, cfg1.trajectory_overlap) == (ModelConfig().sampler_steps, 1.0, 1.0, 1.0, True, False)
+            cfg1.ego_flag, cfg1.trajectory_overlap, cfg1.lane_snap_deg) == (ModelConfig().sampler_steps, 1.0, 1.0, 1.0,
+                                                                            True, False, 20.0)
     assert cfg1.mirror_left_hand  # a property of the training data, not a sampling choice: kept
     assert record["diffusion"]["init"] == str(ckpt) and record["autoencoder"]["init"] == str(ckpt)
     args = ["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--init", str(ckpt)]
@@ -730,6 +770,14 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
     cfg3, record3 = load_config(ckpt)
     assert cfg3.misaligned_vehicle_scale == record3["guidance"]["misaligned_vehicle_scale"] == best["misaligned"]
+    capsys.readouterr()  # and the lane alignment angle
+    sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", "--lane-snap", "20,180",
+           "--write"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["lane_snap"] for r in rows] == [20.0, 180.0]
+    best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
+    cfg3, record3 = load_config(ckpt)
+    assert cfg3.lane_snap_deg == record3["guidance"]["lane_snap_deg"] == best["lane_snap"]
     # cross-validation: each fold's model on its own windows, pooled by the scenes each scored
     write_shard(tmp_path / "val_b" / "shard_00000.npz",
                 [replace(s, meta={**s.meta, "file": "b.pkl"}) for s in road_scenes[:2]], {"unit": "test"})
@@ -757,8 +805,10 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--write", "--write-to", str(tmp_path / "nope")])
     with pytest.raises(SdSimError, match="--intervals"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
-    with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --misaligned, --ego-flag, "
-                                         "--real-flag, --mirror-left and"):
+    with pytest.raises(SdSimError, match=r"lane_snap_deg \(200.0\) must be in \[0, 180\]"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--lane-snap", "200"])
+    with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --misaligned, --lane-snap, "
+                                         "--ego-flag, --real-flag, --mirror-left and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--mirror-left '2'"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--mirror-left", "2"])
