@@ -29,8 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init", type=Path,
                    help="fine-tune: start this stage from another checkpoint's weights (stage 2 also keeps its latent "
                         "statistics and recipe, refits the count model on --data, and samples with the default "
-                        "steps, no guidance, no off-road or lane prior, the ego flag on and the real-data flag off "
-                        "until the sampler sweep chooses again)")
+                        "steps, no guidance, no off-road or lane prior, lane alignment within 20 degrees, no "
+                        "trajectory overlap removal, the ego flag on and the real-data flag off until chosen again)")
     p.add_argument("--timestep-scale", type=float, default=1.0,
                    help="factor on the EDM noise conditioning ln(sigma)/4 given to the U-Net as its timestep, for a "
                         "new stage 2 (diffusers' time embedding expects 0..1000; 1 = the shipped checkpoint's recipe)")

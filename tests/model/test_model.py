@@ -762,22 +762,16 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     assert [r["ego_flag"] for r in rows] == [True, False]
     best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
     assert load_config(ckpt)[0].ego_flag == best["ego_flag"]
-    capsys.readouterr()  # the lane prior likewise
-    sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", "--misaligned", "1,0",
-           "--write"])
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert [r["misaligned"] for r in rows] == [1.0, 0.0]
-    best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
-    cfg3, record3 = load_config(ckpt)
-    assert cfg3.misaligned_vehicle_scale == record3["guidance"]["misaligned_vehicle_scale"] == best["misaligned"]
-    capsys.readouterr()  # and the lane alignment angle
-    sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", "--lane-snap", "20,180",
-           "--write"])
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert [r["lane_snap"] for r in rows] == [20.0, 180.0]
-    best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
-    cfg3, record3 = load_config(ckpt)
-    assert cfg3.lane_snap_deg == record3["guidance"]["lane_snap_deg"] == best["lane_snap"]
+    for option, values, row_key, field in (("--misaligned", "1,0", "misaligned", "misaligned_vehicle_scale"),
+                                           ("--lane-snap", "20,180", "lane_snap", "lane_snap_deg")):
+        capsys.readouterr()  # the lane prior and the lane alignment angle likewise
+        sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", option, values,
+               "--write"])
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        assert [r[row_key] for r in rows] == [float(v) for v in values.split(",")]
+        best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
+        cfg3, record3 = load_config(ckpt)
+        assert getattr(cfg3, field) == record3["guidance"][field] == best[row_key]
     # cross-validation: each fold's model on its own windows, pooled by the scenes each scored
     write_shard(tmp_path / "val_b" / "shard_00000.npz",
                 [replace(s, meta={**s.meta, "file": "b.pkl"}) for s in road_scenes[:2]], {"unit": "test"})

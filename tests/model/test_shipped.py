@@ -9,6 +9,7 @@ import numpy as np
 
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
 from sd_sim_plugin.model.tokens import has_domain_flag
+from sd_sim_plugin.scene.geometry import LaneIndex
 from sd_sim_plugin.scene.types import AgentType, Horizon
 from sd_sim_plugin.sources.scenarionet import load_scenario, scenario_windows
 
@@ -25,6 +26,12 @@ def test_real_checkpoint_asks_for_real_traffic_on_a_real_map(dev_data_dir):
     first, again = (gen.generate(window.map, ego=ego, density=8, seed=3)[0] for _ in range(2))
     np.testing.assert_array_equal(first.agents.trajectory, again.agents.trajectory)
     assert len(first.agents) == 8 and set(first.agents.types.tolist()) <= {int(t) for t in AgentType}
+    # every vehicle on a lane follows the lane it is on (alignment at 180 degrees), and trajectories do not cross
+    assert gen.cfg.lane_snap_deg == 180 and gen.cfg.trajectory_overlap
+    t0, vehicle = first.horizon.t0_index, first.agents.types == int(AgentType.VEHICLE)
+    pose = first.agents.trajectory[vehicle, t0]
+    q = LaneIndex(window.map).query(pose[:, :2], pose[:, 2])
+    assert q["on_lane"].any() and np.all(q["heading_gap"][q["on_lane"]] < 1e-3)
     gen.cfg = replace(gen.cfg, real_flag=False)  # the flag reaches the network: PG traffic is another scene
     as_pg = gen.generate(window.map, ego=ego, density=8, seed=3)[0]
     assert not np.array_equal(as_pg.agents.trajectory, first.agents.trajectory)
@@ -33,3 +40,4 @@ def test_real_checkpoint_asks_for_real_traffic_on_a_real_map(dev_data_dir):
 def test_default_checkpoint_is_for_pg_maps():
     gen = ScenarioDiffusionGenerator.from_checkpoint(CHECKPOINTS / "default")
     assert not has_domain_flag(gen.cfg.tokens) and not gen.cfg.real_flag and gen.cfg.ego_flag
+    assert gen.cfg.lane_snap_deg == 20 and gen.cfg.trajectory_overlap
