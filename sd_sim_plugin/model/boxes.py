@@ -108,8 +108,9 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     Without ``count``, peaks at or above the existence threshold are kept. With ``count`` (the number of agents the
     caller asked for), the ``count`` most probable peaks above ``MIN_COUNT_PROB`` are kept instead. ``drivable``
     ((G, G) bool, :func:`drivable_cells`) ranks vehicle proposals off it by their score times the config's
-    ``offroad_vehicle_scale``; ``lanes`` turns every vehicle and cyclist proposal within ``lane_snap_deg`` of a lane's heading onto it
-    (:func:`align_to_lanes`, before overlap removal, so that the kept boxes and trajectories are the ones checked),
+    ``offroad_vehicle_scale``; ``lanes`` turns every vehicle and cyclist proposal within ``lane_snap_deg`` of a
+    lane's heading onto it (:func:`align_to_lanes`, before overlap removal, so that the kept boxes and trajectories
+    are the ones checked),
     and ranks vehicle proposals on a lane but more than ``lane_snap_deg`` off the heading of every lane holding them
     by their score times ``misaligned_vehicle_scale``. With a count, either prior only re-ranks vehicles among
     vehicles: how many of each type are kept follows the unscaled scores.

@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> None:
                                 misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e, real_flag=r,
                                 mirror_left_hand=ml)
                         for n in steps for w in _floats(args.guidance, "--guidance")
-                        for iv in _intervals(args.intervals) for o in offroad for m in across for a in snaps for e in flags
-                        for r in real for ml in mirror]
+                        for iv in _intervals(args.intervals) for o in offroad for m in across for a in snaps
+                        for e in flags for r in real for ml in mirror]
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:
@@ -235,10 +235,9 @@ def main(argv: list[str] | None = None) -> None:
                     {"guidance": chosen})
         print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
               f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
-              f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, lane alignment "
-              f"{best.lane_snap_deg:g} degrees, ego flag "
-              f"{int(best.ego_flag)}, real flag {int(best.real_flag)}, mirror left-hand maps {int(best.mirror_left_hand)} "
-              f"to {target}/config.json")
+              f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, "
+              f"lane alignment {best.lane_snap_deg:g} degrees, ego flag {int(best.ego_flag)}, real flag "
+              f"{int(best.real_flag)}, mirror left-hand maps {int(best.mirror_left_hand)} to {target}/config.json")
 
 
 if __name__ == "__main__":
