@@ -105,6 +105,11 @@ class ModelConfig:
                 isinstance(c, int) and not isinstance(c, bool) and c >= 8 and c % 8 == 0 for c in self.unet_channels):
             # diffusers' U-Net normalises in 8 groups; the denoiser has two resolution levels
             raise ValueError(f"unet_channels {list(self.unet_channels)} must be two positive multiples of 8")
+        for name in ("offroad_vehicle_scale", "misaligned_vehicle_scale", "lane_snap_deg", "overlap_scale",
+                     "guidance_scale", "existence_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} ({value!r}) must be a number")  # checked before the ranges compare it
         if not 0 <= self.offroad_vehicle_scale <= 1:
             raise ValueError(f"offroad_vehicle_scale ({self.offroad_vehicle_scale}) must be in [0, 1] (1 = no prior)")
         if not 0 <= self.misaligned_vehicle_scale <= 1:

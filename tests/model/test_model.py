@@ -185,6 +185,8 @@ def test_lane_alignment_turns_vehicles_within_its_angle_and_never_pedestrians(ti
     assert headings(180.0) == [(vehicle, 0), (vehicle, 0), (ped, 60)]
     with pytest.raises(ValueError, match=r"lane_snap_deg \(200\) must be in \[0, 180\]"):
         replace(cfg, lane_snap_deg=200)
+    with pytest.raises(ValueError, match=r"lane_snap_deg \('wide'\) must be a number"):
+        replace(cfg, lane_snap_deg="wide")  # as a hand-edited config.json could say
 
 
 def test_token_dropout_counts_the_dropped_agents():

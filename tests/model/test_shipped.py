@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sd_sim_plugin.metrics.collision import collision_flags
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
 from sd_sim_plugin.model.tokens import has_domain_flag
 from sd_sim_plugin.scene.geometry import LaneIndex
@@ -32,6 +33,7 @@ def test_real_checkpoint_asks_for_real_traffic_on_a_real_map(dev_data_dir):
     pose = first.agents.trajectory[vehicle, t0]
     q = LaneIndex(window.map).query(pose[:, :2], pose[:, 2])
     assert q["on_lane"].any() and np.all(q["heading_gap"][q["on_lane"]] < 1e-3)
+    assert not collision_flags(first.agents, first.horizon)["trajectory"].any()
     gen.cfg = replace(gen.cfg, real_flag=False)  # the flag reaches the network: PG traffic is another scene
     as_pg = gen.generate(window.map, ego=ego, density=8, seed=3)[0]
     assert not np.array_equal(as_pg.agents.trajectory, first.agents.trajectory)
