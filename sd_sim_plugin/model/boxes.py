@@ -110,9 +110,9 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     ((G, G) bool, :func:`drivable_cells`) ranks vehicle proposals off it by their score times the config's
     ``offroad_vehicle_scale``; ``lanes`` turns every vehicle and cyclist proposal within ``lane_snap_deg`` of a
     lane's heading onto it (:func:`align_to_lanes`, before overlap removal, so that the kept boxes and trajectories
-    are the ones checked), and ranks vehicle proposals on a lane but more than ``lane_snap_deg`` off the heading of every lane holding them
-    by their score times ``misaligned_vehicle_scale``. Trajectories travelling less than ``stopped_travel_m`` are held
-    still (:func:`stop_creeping`). With a count, either prior only re-ranks vehicles among
+    are the ones checked),
+    and ranks vehicle proposals on a lane but more than ``lane_snap_deg`` off the heading of every lane holding them
+    by their score times ``misaligned_vehicle_scale``. With a count, either prior only re-ranks vehicles among
     vehicles: how many of each type are kept follows the unscaled scores.
     """
     nd, t0 = cfg.num_deltas, cfg.horizon.t0_index
@@ -146,8 +146,6 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
         traj[:, k, 0] = traj[:, prev, 0] + cos_h * dx - sin_h * dy
         traj[:, k, 1] = traj[:, prev, 1] + sin_h * dx + cos_h * dy
         traj[:, k, 2] = wrap_angle(traj[:, prev, 2] + deltas[:, j, 2])
-    if cfg.stopped_travel_m > 0:
-        traj = stop_creeping(traj, t0, cfg.stopped_travel_m)
     if lanes is not None and len(lanes) and cfg.lane_snap_deg > 0:
         traj = align_to_lanes(traj, lanes, t0, np.deg2rad(cfg.lane_snap_deg),
                               only=types != int(AgentType.PEDESTRIAN))
@@ -167,16 +165,6 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
         else np.zeros((len(keep), 1, 2))
     return Agents(types=types[keep], length=length[keep], width=width[keep], trajectory=traj, velocity=velocity,
                   valid=np.ones(traj.shape[:2], bool))
-
-
-def stop_creeping(traj: np.ndarray, t0: int, min_travel_m: float) -> np.ndarray:
-    """Trajectories (K, T, 3) with each one that travels less than ``min_travel_m`` over the horizon held at its
-    t = 0 pose: a stopped agent stays put instead of creeping by the decoder's regression noise."""
-    travel = np.linalg.norm(np.diff(traj[:, :, :2], axis=1), axis=-1).sum(axis=1)
-    out = traj.copy()
-    stopped = travel < min_travel_m
-    out[stopped] = traj[stopped, t0][:, None]
-    return out
 
 
 def align_to_lanes(traj: np.ndarray, lanes: LaneIndex, t0: int, max_dev_rad: float,

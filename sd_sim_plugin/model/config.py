@@ -14,7 +14,7 @@ STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean"
                  "sampler_steps", "guidance_scale", "guidance_interval")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "offroad_vehicle_scale",
-                   "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg", "stopped_travel_m")
+                   "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
 PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
@@ -40,10 +40,6 @@ class ModelConfig:
     existence_threshold: float = 0.3  # held-out PG: F1 0.955 at 0.3, 0.953 at 0.5, 0.932 at 0.7
     peak_window: int = 1  # 3 = keep only 3 x 3 local maxima; 1 = every cell (overlap removal alone measured better)
     lane_snap_deg: float = 20.0  # vehicle / cyclist on a lane this close to its heading: turned onto it (0 = off)
-    # An agent whose decoded trajectory travels less than this over the whole horizon is made stationary at its
-    # t = 0 pose (0 = off): logged agents are either parked (45% of real validation vehicles travel < 0.1 m) or
-    # clearly moving, while the decoder's chained deltas give a parked car a creep of 0.1-2 m/s (docs/model.md).
-    stopped_travel_m: float = 0.0
     overlap_scale: float = 1.15  # boxes scaled by this for overlap removal (>1 also removes near-duplicates)
     # Overlap removal also along the trajectories (every pose, boxes at their own size): a proposal whose trajectory
     # runs through a more probable one's is dropped like one overlapping it at t = 0, so decoded futures do not drive
@@ -109,8 +105,8 @@ class ModelConfig:
                 isinstance(c, int) and not isinstance(c, bool) and c >= 8 and c % 8 == 0 for c in self.unet_channels):
             # diffusers' U-Net normalises in 8 groups; the denoiser has two resolution levels
             raise ValueError(f"unet_channels {list(self.unet_channels)} must be two positive multiples of 8")
-        for name in ("offroad_vehicle_scale", "misaligned_vehicle_scale", "lane_snap_deg", "stopped_travel_m",
-                     "overlap_scale", "guidance_scale", "existence_threshold"):
+        for name in ("offroad_vehicle_scale", "misaligned_vehicle_scale", "lane_snap_deg", "overlap_scale",
+                     "guidance_scale", "existence_threshold"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{name} ({value!r}) must be a number")  # checked before the ranges compare it
@@ -121,8 +117,6 @@ class ModelConfig:
                              "(1 = no prior)")
         if not 0 <= self.lane_snap_deg <= 180:
             raise ValueError(f"lane_snap_deg ({self.lane_snap_deg}) must be in [0, 180] degrees (0 = no alignment)")
-        if self.stopped_travel_m < 0:
-            raise ValueError(f"stopped_travel_m ({self.stopped_travel_m}) must be >= 0 metres (0 = off)")
         if self.misaligned_vehicle_scale != 1 and self.lane_snap_deg <= 0:
             raise ValueError("misaligned_vehicle_scale needs lane_snap_deg > 0: it is the heading tolerance")
         for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):

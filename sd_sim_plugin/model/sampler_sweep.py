@@ -1,7 +1,7 @@
 """Choose sampler settings by measuring realism against speed.
 
 Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 --intervals 1:10 --steps 4,6
---offroad 1,0.3 --misaligned 1,0 --lane-snap 20,90 --stopped-travel 0,1 --mirror-left 0,1 --fold CKPT2 DATA2 --write]``.
+--offroad 1,0.3 --misaligned 1,0 --lane-snap 20,90 --mirror-left 0,1 --fold CKPT2 DATA2 --write]``.
 
 For each setting, generates one scene per reference window (density = the reference's agent count, the reference's
 ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
@@ -9,7 +9,6 @@ time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch
 sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
 their noise intervals, ``--steps``, step counts, ``--offroad``, off-road vehicle scales, ``--misaligned``, the scales
 of vehicles standing across a lane, ``--lane-snap``, the angles within which vehicles on a lane are turned onto it,
-``--stopped-travel``, the travel in metres below which a decoded trajectory is held still,
 ``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``,
 whether left-hand maps are generated as their right-hand mirror image) with the checkpoint's own solver instead, and
 ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those
@@ -140,9 +139,6 @@ def main(argv: list[str] | None = None) -> None:
                                         "rest, e.g. 1,0 (default: the checkpoint's; 1 = no lane prior)")
     p.add_argument("--lane-snap", help="with --guidance: lane alignment angles in degrees to cross with the rest, "
                                        "e.g. 20,45,90 (default: the checkpoint's; 0 = no alignment)")
-    p.add_argument("--stopped-travel", help="with --guidance: travel over the horizon in metres below which an agent "
-                                            "is held still, to cross with the rest, e.g. 0,1,2 (default: the "
-                                            "checkpoint's; 0 = off)")
     p.add_argument("--ego-flag", help="with --guidance: centred-on-ego flags to cross with the rest, e.g. 1,0 "
                                       "(default: the checkpoint's)")
     p.add_argument("--real-flag", help="with --guidance: the global token's real-data flags to cross with the rest, "
@@ -184,25 +180,22 @@ def main(argv: list[str] | None = None) -> None:
             offroad = _floats(args.offroad, "--offroad") if args.offroad else [base.offroad_vehicle_scale]
             across = _floats(args.misaligned, "--misaligned") if args.misaligned else [base.misaligned_vehicle_scale]
             snaps = _floats(args.lane_snap, "--lane-snap") if args.lane_snap else [base.lane_snap_deg]
-            stops = _floats(args.stopped_travel, "--stopped-travel") if args.stopped_travel \
-                else [base.stopped_travel_m]
             flags = _flags(args.ego_flag, "--ego-flag") if args.ego_flag else [base.ego_flag]
             mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
             settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o,
-                                misaligned_vehicle_scale=m, lane_snap_deg=a, stopped_travel_m=st, ego_flag=e,
-                                real_flag=r, mirror_left_hand=ml)
+                                misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e, real_flag=r,
+                                mirror_left_hand=ml)
                         for n in steps for w in _floats(args.guidance, "--guidance")
                         for iv in _intervals(args.intervals) for o in offroad for m in across for a in snaps
-                        for st in stops for e in flags for r in real for ml in mirror]
+                        for e in flags for r in real for ml in mirror]
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:
         if (args.write or args.write_to or args.steps or args.offroad or args.misaligned or args.lane_snap
-                or args.stopped_travel or args.ego_flag or args.real_flag or args.mirror_left
-                or args.max_evals is not None):
-            raise SdSimError("--write, --write-to, --steps, --offroad, --misaligned, --lane-snap, --stopped-travel, "
-                             "--ego-flag, --real-flag, --mirror-left and --max-evals go with --guidance")
+                or args.ego_flag or args.real_flag or args.mirror_left or args.max_evals is not None):
+            raise SdSimError("--write, --write-to, --steps, --offroad, --misaligned, --lane-snap, --ego-flag, "
+                             "--real-flag, --mirror-left and --max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
     for cfg in settings:
@@ -213,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         row = {"sampler": cfg.sampler, "steps": cfg.sampler_steps, "network_evals": evals,
                "guidance": cfg.guidance_scale, "interval": list(cfg.guidance_interval), "guided_steps": guided,
                "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
-               "lane_snap": cfg.lane_snap_deg, "stopped_travel": cfg.stopped_travel_m,
+               "lane_snap": cfg.lane_snap_deg,
                "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "mirror_left": cfg.mirror_left_hand}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
@@ -235,7 +228,6 @@ def main(argv: list[str] | None = None) -> None:
                   "scale": best.guidance_scale, "interval": list(best.guidance_interval),
                   "offroad_vehicle_scale": best.offroad_vehicle_scale,
                   "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "lane_snap_deg": best.lane_snap_deg,
-                  "stopped_travel_m": best.stopped_travel_m,
                   "ego_flag": best.ego_flag,
                   "real_flag": best.real_flag, "mirror_left_hand": best.mirror_left_hand,
                   "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
@@ -244,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
               f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
               f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, "
-              f"lane alignment {best.lane_snap_deg:g} degrees, stopped below {best.stopped_travel_m:g} m, ego flag {int(best.ego_flag)}, real flag "
+              f"lane alignment {best.lane_snap_deg:g} degrees, ego flag {int(best.ego_flag)}, real flag "
               f"{int(best.real_flag)}, mirror left-hand maps {int(best.mirror_left_hand)} to {target}/config.json")
 
 
