@@ -270,7 +270,8 @@ def test_count_model_recovers_a_linear_count_and_drives_unset_generation(tiny_co
     maps = (rng.random((200, 3, 8, 8)) < rng.random((200, 1, 1, 1))).astype(np.float32)
     counts = np.rint(2 + 10 * maps[:, 0].mean(axis=(1, 2))).astype(np.int64)
     arrays = TrainingArrays(map=maps, agents=maps, targets=maps, tokens=np.zeros((200, 1, 1)), num_tokens=counts,
-                            centre_is_ego=np.ones(200, bool), folder=Path("."))
+                            centre_is_ego=np.ones(200, bool), centre_speed=np.zeros(200, np.float32),
+                            folder=Path("."))
     coef = fit_count_model(arrays)
     assert coef[0] == pytest.approx(2, abs=0.2) and coef[1] == pytest.approx(10, abs=0.5)
     assert np.abs(expected_count(coef, maps) - counts).max() < 0.6
@@ -803,8 +804,10 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
     with pytest.raises(SdSimError, match=r"lane_snap_deg \(200.0\) must be in \[0, 180\]"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--lane-snap", "200"])
+    with pytest.raises(SdSimError, match="ego_speed needs a global token with the centre-speed feature"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--ego-speed", "1"])
     with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --misaligned, --lane-snap, "
-                                         "--ego-flag, --real-flag, --mirror-left and"):
+                                         "--ego-flag, --real-flag, --ego-speed, --mirror-left and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--mirror-left '2'"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--mirror-left", "2"])
