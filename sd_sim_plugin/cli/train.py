@@ -45,11 +45,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="stage 2: give the global token a real-data flag (windows of folders collected from PG 0, "
                         "others 1), so one model learns PG and real traffic apart; a fine-tune's starting weights take "
                         "the new feature with a zero weight; generation sets it with real_flag in config.json")
-    p.add_argument("--ego-speed", action="store_true",
-                   help="stage 2: give the global token the speed of the vehicle each window is centred on (the ego "
-                        "when generating; unknown in 15%% of training windows), and the real-data flag with it; a "
-                        "fine-tune's starting weights take the new features with a zero weight; generation gives it "
-                        "the ego's speed with ego_speed in config.json")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)
@@ -69,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
         train_autoencoder,
         train_diffusion,
         with_domain_flag,
-        with_ego_speed,
     )
 
     if args.steps < 1 or args.batch_size < 1:
@@ -90,13 +84,10 @@ def run(args: argparse.Namespace) -> int:
             cfg = cfg.for_new_denoiser(timestep_scale=args.timestep_scale, **unet_channels)
     else:
         cfg = ModelConfig()
-    for flag, given in (("--domain-flag", args.domain_flag), ("--ego-speed", args.ego_speed)):
-        if given and args.stage != "diffusion":
-            raise SdSimError(f"{flag} is a stage-2 option (--stage diffusion)")
+    if args.domain_flag and args.stage != "diffusion":
+        raise SdSimError("--domain-flag is a stage-2 option (--stage diffusion)")
     if args.domain_flag:  # checked before any caching; the global token's width does not change the cache
         cfg = with_domain_flag(cfg, args.out, args.resume)
-    if args.ego_speed:
-        cfg = with_ego_speed(cfg, args.out, args.resume)
     if args.mirror_left_hand:
         if args.resume and not cfg.mirror_left_hand:
             raise SdSimError(f"--mirror-left-hand: {args.out} was trained without it, so --resume cannot add it")
@@ -112,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         history = train_diffusion(train, val, args.out, opts, timestep_scale=args.timestep_scale,
                                   mirror_left_hand=cfg.mirror_left_hand, domain_flag=args.domain_flag,
-                                  ego_speed=args.ego_speed,
                                   **unet_channels)
     print(f"trained {args.stage} to step {opts.steps} -> {args.out}; last validation: {history[-1] if history else {}}")
     return 0

@@ -24,8 +24,8 @@ from sd_sim_plugin.scene.handedness import mirror_scene, traffic_side
 from sd_sim_plugin.scene.tokens import tokens_from_agents
 from sd_sim_plugin.scene.types import Agents, Scene
 
-ARRAYS = ("map", "agents", "targets", "tokens", "num_tokens", "centre_is_ego", "centre_speed")
-CACHE_VERSION = 4
+ARRAYS = ("map", "agents", "targets", "tokens", "num_tokens", "centre_is_ego")
+CACHE_VERSION = 3
 
 
 def agents_in_view(scene: Scene, cfg: ModelConfig) -> Agents:
@@ -62,17 +62,7 @@ def scene_arrays(scene: Scene, cfg: ModelConfig) -> dict[str, np.ndarray]:
         "tokens": tokens,
         "num_tokens": np.int64(len(feats)),
         "centre_is_ego": np.bool_(scene.meta.get("centre_is_ego", True)),
-        "centre_speed": np.float32(centre_speed(scene)),
     }
-
-
-def centre_speed(scene: Scene) -> float:
-    """Speed in m/s at t = 0 of the vehicle the window is centred on (its ego); NaN when it has none or it is not
-    valid then."""
-    t0 = scene.horizon.t0_index
-    if scene.ego_index < 0 or not scene.agents.valid[scene.ego_index, t0]:
-        return float("nan")
-    return float(np.linalg.norm(scene.agents.velocity[scene.ego_index, t0]))
 
 
 @dataclass
@@ -85,7 +75,6 @@ class TrainingArrays:
     tokens: np.ndarray
     num_tokens: np.ndarray
     centre_is_ego: np.ndarray
-    centre_speed: np.ndarray  # m/s of the window's centre vehicle at t = 0 (NaN: unknown)
     folder: Path
     sources: tuple[str, ...] = ()  # the data folders these windows came from
     real: np.ndarray | None = None  # per window: from real logs, not PG (the global token's domain flag); None = PG

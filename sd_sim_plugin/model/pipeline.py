@@ -102,13 +102,11 @@ class ScenarioDiffusionGenerator:
     def sample_agents(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
                       seed: int = 0, steps: int | None = None, exact_count: bool = True,
                       centre_is_ego: np.ndarray | bool = True, real: np.ndarray | bool = False,
-                      lanes: Sequence[LaneIndex | None] | None = None,
-                      centre_speed: np.ndarray | float = np.nan) -> list[Agents]:
+                      lanes: Sequence[LaneIndex | None] | None = None) -> list[Agents]:
         """Batched core: map rasters (B, C_m, H, W), token features / mask, global counts (B,) -> agents per scene.
 
-        ``centre_is_ego``, ``real`` and ``centre_speed`` (m/s, NaN: unknown) are the global token's flags and the
-        centre's speed: :meth:`generate` passes the config's ``ego_flag`` and ``real_flag`` and, with ``ego_speed``,
-        the ego's speed; training validation passes each window's own values.
+        ``centre_is_ego`` and ``real`` are the global token's flags: :meth:`generate` passes the config's
+        ``ego_flag`` and ``real_flag``; training validation passes each window's own values.
 
         With ``exact_count``, a scene whose global token is set keeps its (tokens + count) most probable boxes
         rather than those above the existence threshold. ``lanes`` (one per scene) turns proposals onto their lane's
@@ -123,15 +121,14 @@ class ScenarioDiffusionGenerator:
         condition = self.denoiser.spatial_condition(maps, feats, mask)
         tokens, tmask = self.denoiser.embed_tokens(
             feats, mask,
-            torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego, real, centre_speed))
-            .to(self.device))
+            torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego, real)).to(self.device))
         sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
                                self.cfg.rho).to(self.device)
         denoise = self._denoise(condition, tokens, tmask, b)
         if self.cfg.guidance_scale != 1.0:  # the unconditional half: the same agent tokens, global token unset
             u_tokens, _ = self.denoiser.embed_tokens(
                 feats, mask, torch.from_numpy(global_token_features(np.full(b, UNSET), self.cfg.tokens,
-                                                                    centre_is_ego, real, centre_speed)).to(self.device))
+                                                                    centre_is_ego, real)).to(self.device))
             paired = self._denoise(torch.cat([condition, condition]), torch.cat([tokens, u_tokens]),
                                    torch.cat([tmask, tmask]), b)
             denoise = classifier_free_guidance(denoise, paired, self.cfg.guidance_scale, self.cfg.guidance_interval)
@@ -199,10 +196,8 @@ class ScenarioDiffusionGenerator:
             expected = expected_count(self.cfg.count_coefficients, maps[:1].cpu().numpy())[0]
             counts = np.maximum(np.random.default_rng([int(seed), 1]).poisson(expected, count) - len(tokens), 0)
         lanes = LaneIndex(map) if self.cfg.lane_snap_deg > 0 and map.num_lanes else None
-        speed = _ego_speed(ego, self.horizon) if self.cfg.ego_speed else np.nan
         agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed,
-                                    centre_is_ego=self.cfg.ego_flag, real=self.cfg.real_flag, lanes=[lanes] * count,
-                                    centre_speed=speed)
+                                    centre_is_ego=self.cfg.ego_flag, real=self.cfg.real_flag, lanes=[lanes] * count)
         ego_box = _ego_box(ego, self.horizon)
         scenes = []
         for i, a in enumerate(agents):
@@ -221,14 +216,6 @@ class ScenarioDiffusionGenerator:
                                       "extra_agents": None if counts[i] == UNSET else int(counts[i]),
                                       "num_tokens": len(tokens)}))
         return scenes
-
-
-def _ego_speed(ego: Agents | None, horizon: Horizon) -> float:
-    """The ego's speed in m/s at t = 0; NaN (unknown) when no ego is given or it is not valid then."""
-    if ego is None or len(ego) == 0:
-        return float("nan")
-    t0 = min(horizon.t0_index, ego.num_steps - 1)
-    return float(np.linalg.norm(ego.velocity[0, t0])) if ego.valid[0, t0] else float("nan")
 
 
 def _ego_box(ego: Agents | None, horizon: Horizon) -> np.ndarray:

@@ -11,9 +11,6 @@ log(1 + count). Its next feature says whether the scene is centred on the ego: m
 other vehicles, whose neighbours drive closer (median nearest agent 7.1 m against 12.9 m around the ego in
 ``data/pg_train``), while the simulator always asks for scenes around the ego. A layout of ``DOMAIN_GLOBAL_DIM``
 features adds one more, the domain: whether the window comes from real logs rather than MetaDrive's PG traffic.
-A layout of ``EGO_SPEED_GLOBAL_DIM`` features adds two more: the speed of the vehicle the scene is centred on (the
-ego when generating) and whether it is known. Real neighbours follow it: around a stopped ego 63% of the logged
-vehicles are stopped, around one faster than 8 m/s 29% (``data/real_val``).
 """
 
 from __future__ import annotations
@@ -33,9 +30,6 @@ AGENT_TOKEN_DIM = POSITION_DIM + 2 + 2 + 2 + NUM_TURNS + NUM_TYPES
 MAX_COUNT = 40
 GLOBAL_TOKEN_DIM = MAX_COUNT + 2 + 1 + 1  # one-hot 0..MAX_COUNT, unset bucket, log-count, centred-on-ego flag
 DOMAIN_GLOBAL_DIM = GLOBAL_TOKEN_DIM + 1  # ... and the real-data flag (``sd-sim train --domain-flag``)
-EGO_SPEED_GLOBAL_DIM = DOMAIN_GLOBAL_DIM + 2  # ... and the centre's speed with its known flag (``--ego-speed``)
-EGO_SPEED_SCALE = 10.0  # m/s per unit of the speed feature
-EGO_SPEED_MAX = 40.0  # m/s; faster is clipped
 UNSET = -1
 
 
@@ -83,10 +77,9 @@ def _one_token(t: AgentToken, half_extent: float) -> np.ndarray:
 
 
 def global_token_features(count: np.ndarray | int, layout: TokenLayout, centre_is_ego: np.ndarray | bool = True,
-                          real: np.ndarray | bool = False, centre_speed: np.ndarray | float = np.nan) -> np.ndarray:
-    """Counts of agents to add (UNSET = -1 for "model decides"), whether each scene is centred on the ego, whether
-    it is real and the centre's speed in m/s (NaN: unknown) -> (B, layout.global_dim) features (layouts from before
-    a feature have no such feature)."""
+                          real: np.ndarray | bool = False) -> np.ndarray:
+    """Counts of agents to add (UNSET = -1 for "model decides"), whether each scene is centred on the ego and whether
+    it is real -> (B, layout.global_dim) features (layouts from before a flag have no such feature)."""
     count = np.atleast_1d(np.asarray(count, np.int64))
     out = np.zeros((len(count), layout.global_dim), np.float32)
     unset = count < 0
@@ -98,23 +91,12 @@ def global_token_features(count: np.ndarray | int, layout: TokenLayout, centre_i
         out[:, layout.max_count + 3] = np.broadcast_to(np.asarray(centre_is_ego, np.float32), len(count))
     if has_domain_flag(layout):
         out[:, layout.max_count + 4] = np.broadcast_to(np.asarray(real, np.float32), len(count))
-    if has_ego_speed(layout):
-        speed = np.broadcast_to(np.asarray(centre_speed, np.float64), len(count))
-        known = np.isfinite(speed)
-        out[:, layout.max_count + 5] = np.where(known, np.clip(np.nan_to_num(speed), 0, EGO_SPEED_MAX), 0.0) \
-            / EGO_SPEED_SCALE
-        out[:, layout.max_count + 6] = known
     return out
 
 
 def has_domain_flag(layout: TokenLayout) -> bool:
     """Whether the layout's global token carries the real-data flag."""
     return layout.global_dim > layout.max_count + 4
-
-
-def has_ego_speed(layout: TokenLayout) -> bool:
-    """Whether the layout's global token carries the centre's (the ego's) speed."""
-    return layout.global_dim > layout.max_count + 6
 
 
 def drop_tokens(num_agents: int, rng: np.random.Generator, *, keep_all_prob: float = 0.4,

@@ -30,14 +30,7 @@ from sd_sim_plugin.model.count import fit_count_model
 from sd_sim_plugin.model.denoiser import LatentDenoiser
 from sd_sim_plugin.model.edm import loss_weight, sample_training_sigma
 from sd_sim_plugin.model.evaluate import detection_scores
-from sd_sim_plugin.model.tokens import (
-    DOMAIN_GLOBAL_DIM,
-    EGO_SPEED_GLOBAL_DIM,
-    drop_tokens,
-    global_token_features,
-    has_domain_flag,
-    has_ego_speed,
-)
+from sd_sim_plugin.model.tokens import DOMAIN_GLOBAL_DIM, drop_tokens, global_token_features, has_domain_flag
 from sd_sim_plugin.scene.types import Agents
 
 
@@ -244,16 +237,11 @@ def encode_latents(ae: AgentAutoencoder, data: TrainingArrays, device: str = "cp
     return torch.cat(chunks)
 
 
-EGO_SPEED_UNKNOWN_PROB = 0.15  # as often as the count is left unset
-
-
 def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np.random.Generator | None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
     """Agent-token features (B, N, D), mask (B, N), global features (B, D_g) and global counts.
 
-    With ``rng``: token dropout (training), and the centre's speed left unknown in ``EGO_SPEED_UNKNOWN_PROB`` of the
-    windows so that the model also generates without it. Without: every token kept, the global token 0 (all agents
-    given) and every speed known.
+    With ``rng``: token dropout (training). Without: every token kept and the global token 0 (all agents given).
     """
     b, m = len(idx), cfg.tokens.max_tokens
     feats = np.zeros((b, m, cfg.tokens.agent_dim), np.float32)
@@ -266,24 +254,21 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
         feats[j, : len(kept)] = kept
         mask[j, : len(kept)] = True
     width = max(int(mask.sum(1).max()), 1)  # trim padding: attention cost grows with the key count
-    speed = np.asarray(data.centre_speed, np.float64)[idx]
-    if rng is not None:
-        speed = np.where(rng.random(b) < EGO_SPEED_UNKNOWN_PROB, np.nan, speed)
     return (torch.from_numpy(feats[:, :width]), torch.from_numpy(mask[:, :width]),
             torch.from_numpy(global_token_features(counts, cfg.tokens, np.asarray(data.centre_is_ego)[idx],
-                                                   data.real_flags[idx], speed)), counts)
+                                                   data.real_flags[idx])), counts)
 
 
 def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions,
                     timestep_scale: float = 1.0, unet_channels: tuple[int, ...] | None = None,
-                    mirror_left_hand: bool = False, domain_flag: bool = False, ego_speed: bool = False) -> list[dict]:
+                    mirror_left_hand: bool = False, domain_flag: bool = False) -> list[dict]:
     """Stage 2: train the token-conditioned latent denoiser on the frozen stage-1 encoder's latents.
 
     A fresh run takes the current stage-2 recipe (:meth:`ModelConfig.for_new_denoiser`) and, when given,
     ``unet_channels`` (else the folder's U-Net widths); ``mirror_left_hand`` records that ``train`` was cached with
     left-hand windows mirrored (``ModelConfig.mirror_left_hand``); ``domain_flag`` gives a new or fine-tuned stage 2
     the global token's real-data feature (a fine-tune's starting weights take it with a zero weight, so they start
-    as they were); ``ego_speed`` likewise gives it the centre's speed (:func:`with_ego_speed`); config.json is only
+    as they were); config.json is only
     rewritten when the first weights are published, so a run that fails early leaves the folder as it was.
     """
     out = Path(out)
@@ -304,8 +289,6 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         cfg = replace(cfg, mirror_left_hand=True)
     if domain_flag:
         cfg = with_domain_flag(cfg, out, opts.resume)
-    if ego_speed:
-        cfg = with_ego_speed(cfg, out, opts.resume)
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)
     latents = encode_latents(ae, train, opts.device)
     if not opts.resume and not fine_tune:
@@ -373,20 +356,9 @@ def with_domain_flag(cfg: ModelConfig, out: str | Path, resume: bool) -> ModelCo
     return replace(cfg, tokens=replace(cfg.tokens, global_dim=DOMAIN_GLOBAL_DIM))
 
 
-def with_ego_speed(cfg: ModelConfig, out: str | Path, resume: bool) -> ModelConfig:
-    """``cfg`` with the global token's centre-speed features (``--ego-speed``; the real-data feature comes with them,
-    so a layout without it gains that too); a run resumed without them cannot add them."""
-    if has_ego_speed(cfg.tokens):
-        return cfg
-    if resume:
-        raise SdSimError(f"--ego-speed: {out} was trained without it, so --resume cannot add it")
-    return replace(cfg, tokens=replace(cfg.tokens, global_dim=EGO_SPEED_GLOBAL_DIM))
-
-
 def _widen_global_input(global_dim: int, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Starting weights whose global-token MLP reads fewer features than ``global_dim``, given zero weights for the
-    new ones (``--domain-flag`` or ``--ego-speed`` on a checkpoint without it): the network computes what it did
-    before."""
+    new ones (``--domain-flag`` on a checkpoint without it): the network computes what it did before."""
     w = state.get("global_mlp.0.weight")
     if w is not None and w.shape[1] < global_dim:
         state = {**state, "global_mlp.0.weight": torch.cat([w, w.new_zeros(w.shape[0], global_dim - w.shape[1])], 1)}
@@ -402,14 +374,13 @@ def generation_scores(generator, data: TrainingArrays, idx: np.ndarray) -> dict[
     truth = decode_targets(np.asarray(data.targets[idx]), cfg)
     feats, mask, _, _ = token_batch(data, idx, cfg, None)
     ego, real = np.asarray(data.centre_is_ego)[idx], data.real_flags[idx]
-    speed = np.asarray(data.centre_speed)[idx]
     given = generator.sample_agents(maps, feats, mask, np.zeros(len(idx), np.int64), seed=0, centre_is_ego=ego,
-                                    real=real, centre_speed=speed)
+                                    real=real)
     scores = detection_scores(given, truth, cfg.horizon.t0_index)
     counts = np.array([len(t) for t in truth])
     free = generator.sample_agents(maps, torch.zeros(len(idx), 1, cfg.tokens.agent_dim),
                                    torch.zeros(len(idx), 1, dtype=torch.bool), counts, seed=1, centre_is_ego=ego,
-                                   real=real, centre_speed=speed)
+                                   real=real)
     n_gen = np.array([len(a) for a in free])
     corr = float(np.corrcoef(n_gen, counts)[0, 1]) if n_gen.std() > 0 and counts.std() > 0 else float("nan")
     return {"token_f1": scores["f1"], "count_real": float(counts.mean()), "count_gen": float(n_gen.mean()),

@@ -270,8 +270,7 @@ def test_count_model_recovers_a_linear_count_and_drives_unset_generation(tiny_co
     maps = (rng.random((200, 3, 8, 8)) < rng.random((200, 1, 1, 1))).astype(np.float32)
     counts = np.rint(2 + 10 * maps[:, 0].mean(axis=(1, 2))).astype(np.int64)
     arrays = TrainingArrays(map=maps, agents=maps, targets=maps, tokens=np.zeros((200, 1, 1)), num_tokens=counts,
-                            centre_is_ego=np.ones(200, bool), centre_speed=np.zeros(200, np.float32),
-                            folder=Path("."))
+                            centre_is_ego=np.ones(200, bool), folder=Path("."))
     coef = fit_count_model(arrays)
     assert coef[0] == pytest.approx(2, abs=0.2) and coef[1] == pytest.approx(10, abs=0.5)
     assert np.abs(expected_count(coef, maps) - counts).max() < 0.6
@@ -643,62 +642,6 @@ def test_domain_flag_widens_the_global_token_and_reaches_the_model(trained, road
     assert config_key(cfg) == config_key(load_config(trained[0])[0])
 
 
-def test_ego_speed_widens_the_global_token_and_reaches_the_model(trained, road_scenes, tmp_path, capsys):
-    """``ego_speed``: the global token gains the centre's speed and its known flag (unknown: both 0) with zero
-    weights, cached windows carry their centre's speed, training leaves it unknown in some windows, and with
-    ``ego_speed`` on the ego's speed reaches the network (off: the scene is the unknown-speed one)."""
-    from sd_sim_plugin.model.cache import centre_speed, scene_arrays
-    from sd_sim_plugin.model.checkpoint import load_tensors
-    from sd_sim_plugin.model.tokens import DOMAIN_GLOBAL_DIM, EGO_SPEED_GLOBAL_DIM, EGO_SPEED_SCALE
-    from sd_sim_plugin.model.train import EGO_SPEED_UNKNOWN_PROB, token_batch
-
-    layout = replace(TokenLayout(), global_dim=EGO_SPEED_GLOBAL_DIM)
-    feats = global_token_features(np.array([2, 2, 2]), layout, True, True, np.array([0.0, 8.0, np.nan]))
-    np.testing.assert_allclose(feats[:, -2:], [[0.0, 1.0], [8.0 / EGO_SPEED_SCALE, 1.0], [0.0, 0.0]])
-    np.testing.assert_array_equal(feats[:, :-2], global_token_features(
-        np.array([2, 2, 2]), replace(layout, global_dim=DOMAIN_GLOBAL_DIM), True, True))
-    with pytest.raises(ValueError, match="ego_speed needs a global token with the centre-speed feature"):
-        ModelConfig(ego_speed=True)
-    scene = road_scenes[0]
-    speed = centre_speed(scene)
-    assert speed == pytest.approx(float(np.linalg.norm(scene.agents.velocity[scene.ego_index,
-                                                                                scene.horizon.t0_index])))
-    assert scene_arrays(scene, load_config(trained[0])[0])["centre_speed"] == pytest.approx(speed)
-    arrays = replace(trained[1], centre_speed=np.full(len(trained[1]), 6.0, np.float32))
-    cfg = replace(load_config(trained[0])[0], tokens=layout)
-    _, _, glob, _ = token_batch(arrays, np.arange(len(arrays)).repeat(50), cfg, np.random.default_rng(0))
-    known = glob[:, -1].numpy()
-    assert abs((1 - known.mean()) - EGO_SPEED_UNKNOWN_PROB) < 0.05  # dropped in training ...
-    np.testing.assert_allclose(glob[known == 1, -2].numpy(), 6.0 / EGO_SPEED_SCALE)
-    assert token_batch(arrays, np.arange(len(arrays)), cfg, None)[2][:, -1].min() == 1.0  # ... never in validation
-
-    out = tmp_path / "speed"
-    opts = TrainOptions(steps=1, batch_size=2, lr=1e-9, eval_every=1000, progress=False, init=trained[0])
-    train_autoencoder(arrays, None, out, opts)
-    train_diffusion(arrays, None, out, opts, ego_speed=True)
-    cfg = load_config(out)[0]
-    assert cfg.tokens.global_dim == EGO_SPEED_GLOBAL_DIM and not cfg.ego_speed
-    w = load_tensors(out / WEIGHT_FILES["denoiser"])["global_mlp.0.weight"]
-    assert w.shape[1] == EGO_SPEED_GLOBAL_DIM and w[:, -2:].abs().max() < 1e-6
-    gen = ScenarioDiffusionGenerator.from_checkpoint(out)
-    with torch.no_grad():
-        gen.denoiser.global_mlp[0].weight[:, -2:] = 5.0
-    ego = scene.agents.select(np.array([scene.ego_index]))
-    moving = replace(ego, velocity=np.full_like(ego.velocity, 6.0))
-    unknown = gen.generate(scene.map, ego=moving, density=3, seed=2)[0].agents.trajectory
-    gen.cfg = replace(gen.cfg, ego_speed=True)
-    fast = gen.generate(scene.map, ego=moving, density=3, seed=2)[0].agents.trajectory
-    stopped = gen.generate(scene.map, ego=replace(ego, velocity=np.zeros_like(ego.velocity)), density=3,
-                           seed=2)[0].agents.trajectory
-    assert not np.array_equal(fast, unknown) and not np.array_equal(fast, stopped)
-    np.testing.assert_array_equal(gen.generate(scene.map, density=3, seed=2)[0].agents.trajectory, unknown)
-    assert main(["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(out), "--ego-speed"]) == 2
-    assert "--ego-speed is a stage-2 option" in capsys.readouterr().err
-    assert main(["train", "--stage", "diffusion", "--data", str(tmp_path), "--out", str(trained[0]), "--resume",
-                 "--ego-speed"]) == 2
-    assert "was trained without it, so --resume cannot add it" in capsys.readouterr().err
-
-
 def test_new_stage_2_takes_its_unet_width(trained, tmp_path, capsys):
     """``--unet-channels`` sizes a new stage 2 (recorded in config.json, loadable); anything else is one line."""
     ckpt = _copy_ckpt(trained[0], tmp_path / "wide")
@@ -860,10 +803,8 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
     with pytest.raises(SdSimError, match=r"lane_snap_deg \(200.0\) must be in \[0, 180\]"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--lane-snap", "200"])
-    with pytest.raises(SdSimError, match="ego_speed needs a global token with the centre-speed feature"):
-        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--ego-speed", "1"])
     with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --misaligned, --lane-snap, "
-                                         "--ego-flag, --real-flag, --ego-speed, --mirror-left and"):
+                                         "--ego-flag, --real-flag, --mirror-left and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--mirror-left '2'"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--mirror-left", "2"])
