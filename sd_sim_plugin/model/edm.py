@@ -40,7 +40,7 @@ def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_noisy, sigma (B,)) -> D(x)
 
 
-SOLVERS = ("euler", "heun", "dpmpp2m")
+SOLVERS = ("euler", "heun", "dpmpp2m", "dpmpp2m_sde")
 
 
 def classifier_free_guidance(conditional: Denoise, paired: Denoise, scale: float,
@@ -66,21 +66,37 @@ def network_evaluations(solver: str, steps: int) -> int:
     return 2 * steps - 1 if solver == "heun" else steps
 
 
-def sample(denoise: Denoise, noise: torch.Tensor, sigmas: torch.Tensor, solver: str = "euler") -> torch.Tensor:
+def sample(denoise: Denoise, noise: torch.Tensor, sigmas: torch.Tensor, solver: str = "euler",
+           generator: torch.Generator | None = None) -> torch.Tensor:
     """Integrate the probability-flow ODE dx/dsigma = (x - D(x)) / sigma from ``noise * sigmas[0]`` to sigma = 0.
 
     ``euler``: one network evaluation per step. ``heun``: adds a correction (two evaluations, except the last step).
     ``dpmpp2m``: DPM-Solver++(2M) (Lu et al. 2022), second order from the previous step's denoised latent, so one
-    evaluation per step (the form of k-diffusion's ``sample_dpmpp_2m``).
+    evaluation per step (the form of k-diffusion's ``sample_dpmpp_2m``). ``dpmpp2m_sde``: its stochastic form (the
+    reverse SDE, eta 1, midpoint correction; k-diffusion's ``sample_dpmpp_2m_sde``), fresh noise from ``generator``
+    at every step: the same cost, and each step can still leave a mode the previous one averaged towards.
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r} (choose from {', '.join(SOLVERS)})")
     x = noise * sigmas[0]
     b = x.shape[0]
-    previous = None  # DPM-Solver++(2M): the last step's denoised latent
+    previous, h_last = None, None  # DPM-Solver++(2M): the last step's denoised latent and step size
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
         denoised = denoise(x, s.expand(b))
+        if solver == "dpmpp2m_sde":
+            if s_next == 0:
+                x = denoised
+            else:
+                h = s.log() - s_next.log()
+                x = (s_next / s) * torch.exp(-h) * x - torch.expm1(-2 * h) * denoised
+                if previous is not None:
+                    x = x - 0.5 * torch.expm1(-2 * h) * (h / h_last) * (denoised - previous)
+                fresh = torch.randn(x.shape, generator=generator).to(x.device)
+                x = x + fresh * s_next * torch.sqrt(-torch.expm1(-2 * h))
+                h_last = h
+            previous = denoised
+            continue
         if solver == "dpmpp2m":
             if s_next == 0:
                 x = denoised

@@ -132,7 +132,7 @@ class ScenarioDiffusionGenerator:
             paired = self._denoise(torch.cat([condition, condition]), torch.cat([tokens, u_tokens]),
                                    torch.cat([tmask, tmask]), b)
             denoise = classifier_free_guidance(denoise, paired, self.cfg.guidance_scale, self.cfg.guidance_interval)
-        z = sample(denoise, noise, sigmas, solver=self.cfg.sampler)
+        z = sample(denoise, noise, sigmas, solver=self.cfg.sampler, generator=gen)
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
         wanted = mask.sum(dim=1).cpu().numpy() + counts
         rasters = maps.cpu().numpy() if self.cfg.offroad_vehicle_scale != 1.0 else [None] * b

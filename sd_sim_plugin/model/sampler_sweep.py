@@ -7,7 +7,8 @@ For each setting, generates one scene per reference window (density = the refere
 ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
 time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
 sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
-their noise intervals, ``--steps``, step counts, ``--offroad``, off-road vehicle scales, ``--misaligned``, the scales
+their noise intervals, ``--solver``, solvers, ``--steps``, step counts, ``--offroad``, off-road vehicle scales,
+``--misaligned``, the scales
 of vehicles standing across a lane, ``--lane-snap``, the angles within which vehicles on a lane are turned onto it,
 ``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``,
 whether left-hand maps are generated as their right-hand mirror image) with the checkpoint's own solver instead, and
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=1, help="sample every window this many times (less noisy MMDs)")
     p.add_argument("--guidance", help="sweep these guidance scales instead of solvers, e.g. 1,2,3 (1 = off)")
     p.add_argument("--intervals", default="1:10", help="guidance noise intervals LOW:HIGH, comma-separated")
+    p.add_argument("--solver", help="with --guidance: solvers to cross with the rest, e.g. dpmpp2m,dpmpp2m_sde "
+                                    "(default: the checkpoint's)")
     p.add_argument("--steps", help="with --guidance: sampler step counts to cross with the scales, e.g. 4,6 "
                                    "(default: the checkpoint's)")
     p.add_argument("--offroad", help="with --guidance: off-road vehicle scales to cross with the rest, e.g. 1,0.3 "
@@ -177,25 +180,26 @@ def main(argv: list[str] | None = None) -> None:
     if args.guidance:
         try:
             steps = [int(n) for n in _floats(args.steps, "--steps")] if args.steps else [base.sampler_steps]
+            solvers = args.solver.split(",") if args.solver else [base.sampler]
             offroad = _floats(args.offroad, "--offroad") if args.offroad else [base.offroad_vehicle_scale]
             across = _floats(args.misaligned, "--misaligned") if args.misaligned else [base.misaligned_vehicle_scale]
             snaps = _floats(args.lane_snap, "--lane-snap") if args.lane_snap else [base.lane_snap_deg]
             flags = _flags(args.ego_flag, "--ego-flag") if args.ego_flag else [base.ego_flag]
             mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
-            settings = [replace(base, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o,
+            settings = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o,
                                 misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e, real_flag=r,
                                 mirror_left_hand=ml)
-                        for n in steps for w in _floats(args.guidance, "--guidance")
+                        for sv in solvers for n in steps for w in _floats(args.guidance, "--guidance")
                         for iv in _intervals(args.intervals) for o in offroad for m in across for a in snaps
                         for e in flags for r in real for ml in mirror]
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:
-        if (args.write or args.write_to or args.steps or args.offroad or args.misaligned or args.lane_snap
-                or args.ego_flag or args.real_flag or args.mirror_left or args.max_evals is not None):
-            raise SdSimError("--write, --write-to, --steps, --offroad, --misaligned, --lane-snap, --ego-flag, "
-                             "--real-flag, --mirror-left and --max-evals go with --guidance")
+        if (args.write or args.write_to or args.solver or args.steps or args.offroad or args.misaligned
+                or args.lane_snap or args.ego_flag or args.real_flag or args.mirror_left or args.max_evals is not None):
+            raise SdSimError("--write, --write-to, --solver, --steps, --offroad, --misaligned, --lane-snap, "
+                             "--ego-flag, --real-flag, --mirror-left and --max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
     for cfg in settings:
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         chosen = {"data": str(args.data) if not args.fold else [d for _, d in pairs],
                   "windows": sum(len(refs) for _, _, refs in folds), "seeds": args.seeds,
                   "measured_with": args.checkpoint if not args.fold else [c for c, _ in pairs],
-                  "sampler_steps": best.sampler_steps,
+                  "sampler": best.sampler, "sampler_steps": best.sampler_steps,
                   "scale": best.guidance_scale, "interval": list(best.guidance_interval),
                   "offroad_vehicle_scale": best.offroad_vehicle_scale,
                   "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "lane_snap_deg": best.lane_snap_deg,
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
                   "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
         save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
                     {"guidance": chosen})
-        print(f"wrote {best.sampler_steps} sampler steps, guidance {best.guidance_scale:g} at sigma in "
+        print(f"wrote {best.sampler_steps} {best.sampler} steps, guidance {best.guidance_scale:g} at sigma in "
               f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
               f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, "
               f"lane alignment {best.lane_snap_deg:g} degrees, ego flag {int(best.ego_flag)}, real flag "

@@ -260,6 +260,27 @@ def test_dpm_solver_reaches_the_data_distribution_in_fewer_steps_than_euler():
         sample(exact, noise, karras_sigmas(2, 0.002, 80.0), "rk4")
 
 
+def test_stochastic_solver_samples_a_two_mode_distribution_and_is_seeded():
+    """With the exact denoiser of a mixture of N(-2, 0.5^2) and N(2, 0.5^2), 100 DPM-Solver++(2M) SDE steps give
+    both modes with their spread; the same generator seed gives the same samples, another seed others."""
+    def exact(x, s):
+        v = 0.25 + s.view(-1, 1) ** 2
+        right = torch.sigmoid(4 * x / v)  # posterior weight of the +2 mode
+        return right * (2 + 0.25 / v * (x - 2)) + (1 - right) * (-2 + 0.25 / v * (x + 2))
+
+    noise = torch.randn(20000, 1, generator=torch.Generator().manual_seed(1))
+    sigmas = karras_sigmas(100, 0.002, 80.0)
+    z = sample(exact, noise, sigmas, "dpmpp2m_sde", generator=torch.Generator().manual_seed(2))
+    assert z.abs().mean().item() == pytest.approx(2.0, abs=0.03) and z.abs().std().item() == pytest.approx(0.5, abs=0.03)
+    assert (z > 0).float().mean().item() == pytest.approx(0.5, abs=0.02)
+    few = karras_sigmas(6, 0.002, 80.0)
+    again = sample(exact, noise[:8], few, "dpmpp2m_sde", generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(again, sample(exact, noise[:8], few, "dpmpp2m_sde",
+                                             generator=torch.Generator().manual_seed(2)))
+    assert not torch.equal(again, sample(exact, noise[:8], few, "dpmpp2m_sde",
+                                         generator=torch.Generator().manual_seed(3)))
+
+
 def test_count_model_recovers_a_linear_count_and_drives_unset_generation(tiny_config, trained, road_scenes):
     """Least squares on map statistics recovers count = 2 + 10 x drivable share; with density unset, generation draws
     a seeded count around the model's expectation and adds at most that many agents."""
@@ -765,12 +786,13 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
     assert load_config(ckpt)[0].ego_flag == best["ego_flag"]
     for option, values, row_key, field in (("--misaligned", "1,0", "misaligned", "misaligned_vehicle_scale"),
-                                           ("--lane-snap", "20,180", "lane_snap", "lane_snap_deg")):
-        capsys.readouterr()  # the lane prior and the lane alignment angle likewise
+                                           ("--lane-snap", "20,180", "lane_snap", "lane_snap_deg"),
+                                           ("--solver", "dpmpp2m,dpmpp2m_sde", "sampler", "sampler")):
+        capsys.readouterr()  # the lane prior, the lane alignment angle and the solver likewise
         sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", option, values,
                "--write"])
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-        assert [r[row_key] for r in rows] == [float(v) for v in values.split(",")]
+        assert [r[row_key] for r in rows] == [v if field == "sampler" else float(v) for v in values.split(",")]
         best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
         cfg3, record3 = load_config(ckpt)
         assert getattr(cfg3, field) == record3["guidance"][field] == best[row_key]
@@ -803,8 +825,8 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
     with pytest.raises(SdSimError, match=r"lane_snap_deg \(200.0\) must be in \[0, 180\]"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--lane-snap", "200"])
-    with pytest.raises(SdSimError, match="--write, --write-to, --steps, --offroad, --misaligned, --lane-snap, "
-                                         "--ego-flag, --real-flag, --mirror-left and"):
+    with pytest.raises(SdSimError, match="--write, --write-to, --solver, --steps, --offroad, --misaligned, "
+                                         "--lane-snap, --ego-flag, --real-flag, --mirror-left and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--mirror-left '2'"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--mirror-left", "2"])
