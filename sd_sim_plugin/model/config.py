@@ -64,7 +64,7 @@ class ModelConfig:
     # scenes (Singapore) then teach the same right-hand model as everything else (docs/model.md). Set by
     # ``sd-sim train --mirror-left-hand`` (it changes the training data); false = checkpoints trained without it.
     mirror_left_hand: bool = False
-    sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m (model/edm.py); chosen by measurement (docs/model.md)
+    sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m | dpmpp2m_sde (model/edm.py); chosen by measurement
     sampler_steps: int = 6
     # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
     # applied only at sampler noise levels in (low, high] (docs/model.md). 1.0 = off, what new checkpoints start

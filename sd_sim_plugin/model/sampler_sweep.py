@@ -187,9 +187,9 @@ def main(argv: list[str] | None = None) -> None:
             flags = _flags(args.ego_flag, "--ego-flag") if args.ego_flag else [base.ego_flag]
             mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
-            settings = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w, guidance_interval=iv, offroad_vehicle_scale=o,
-                                misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e, real_flag=r,
-                                mirror_left_hand=ml)
+            settings = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w, guidance_interval=iv,
+                                offroad_vehicle_scale=o, misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e,
+                                real_flag=r, mirror_left_hand=ml)
                         for sv in solvers for n in steps for w in _floats(args.guidance, "--guidance")
                         for iv in _intervals(args.intervals) for o in offroad for m in across for a in snaps
                         for e in flags for r in real for ml in mirror]
