@@ -14,7 +14,7 @@ STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean"
                  "sampler_steps", "guidance_scale", "guidance_interval")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "offroad_vehicle_scale",
-                   "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg", "ego_token")
+                   "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
 PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
@@ -59,9 +59,6 @@ class ModelConfig:
     # The global token's real-data flag when generating, for a model trained with one (``sd-sim train
     # --domain-flag``: PG windows 0, real windows 1): which domain's traffic to draw; chosen like the ego flag.
     real_flag: bool = False
-    # Give the ego to the model as one more agent token (its pose, size and speed at t = 0, speed kept), so that the
-    # scene is generated around a vehicle in that state; its rendering is then dropped. Chosen like the flags above.
-    ego_token: bool = False
     # Scenes whose lanes say traffic keeps left (scene/handedness.py) are mirrored into right-hand traffic before
     # rasterising, in training and generation, and generated agents are mirrored back: the scarce left-hand real
     # scenes (Singapore) then teach the same right-hand model as everything else (docs/model.md). Set by
@@ -122,7 +119,7 @@ class ModelConfig:
             raise ValueError(f"lane_snap_deg ({self.lane_snap_deg}) must be in [0, 180] degrees (0 = no alignment)")
         if self.misaligned_vehicle_scale != 1 and self.lane_snap_deg <= 0:
             raise ValueError("misaligned_vehicle_scale needs lane_snap_deg > 0: it is the heading tolerance")
-        for name in ("ego_flag", "real_flag", "ego_token", "mirror_left_hand", "trajectory_overlap"):
+        for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")
         if self.real_flag and not has_domain_flag(self.tokens):

@@ -21,7 +21,7 @@ from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.handedness import mirror_agents, mirror_map, mirror_token, traffic_side
-from sd_sim_plugin.scene.tokens import STOP_SPEED_MPS, AgentToken, TurnClass
+from sd_sim_plugin.scene.tokens import AgentToken
 from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, Scene, wrap_angle
 
 DEFAULT_EGO_SIZE = (4.5, 1.9)  # length, width used when the caller gives no ego
@@ -186,10 +186,7 @@ class ScenarioDiffusionGenerator:
     def _generate(self, map: MapGeometry, ego: Agents | None, agent_tokens: list[AgentToken] | None,
                   density: int | None, seed: int, count: int) -> list[Scene]:
         maps = torch.from_numpy(rasterise_map(map, self.raster)).to(self.device)[None].expand(count, -1, -1, -1)
-        ego_token = _ego_token(ego, self.horizon) if self.cfg.ego_token else None
-        user_tokens = list(agent_tokens or [])
-        tokens = ([ego_token] if ego_token else []) + user_tokens
-        tokens = tokens[: self.cfg.tokens.max_tokens]
+        tokens = list(agent_tokens or [])[: self.cfg.tokens.max_tokens]
         feats = torch.from_numpy(agent_token_features(tokens, self.cfg.tokens))
         if len(tokens) == 0:
             feats = torch.zeros(1, self.cfg.tokens.agent_dim)
@@ -207,8 +204,6 @@ class ScenarioDiffusionGenerator:
             if tokens:
                 a = enforce_tokens(a, tokens, self.horizon, max_extra=None if counts[i] == UNSET else int(counts[i]),
                                    along_trajectories=self.cfg.trajectory_overlap)
-            if ego_token:  # the model's rendering of the ego is the ego itself, not a generated agent
-                a = a.select(np.arange(len(a)) > 0)
             if len(a):
                 t0 = self.horizon.t0_index
                 boxes = np.concatenate([a.trajectory[:, t0], a.length[:, None], a.width[:, None]], axis=1)
@@ -219,23 +214,8 @@ class ScenarioDiffusionGenerator:
                                 meta={"generator": self.name, "seed": int(seed), "index": i,
                                       "density": density,
                                       "extra_agents": None if counts[i] == UNSET else int(counts[i]),
-                                      "num_tokens": len(tokens) - bool(ego_token)}))
+                                      "num_tokens": len(tokens)}))
         return scenes
-
-
-def _ego_token(ego: Agents | None, horizon: Horizon) -> AgentToken | None:
-    """The ego as an agent token from its state at t = 0 (speed kept over the horizon: its future is not known);
-    None when no ego is given or it is not valid then."""
-    if ego is None or len(ego) == 0:
-        return None
-    t0 = min(horizon.t0_index, ego.num_steps - 1)
-    if not ego.valid[0, t0]:
-        return None
-    x, y, heading = (float(v) for v in ego.trajectory[0, t0])
-    speed = float(np.linalg.norm(ego.velocity[0, t0]))
-    return AgentToken(x=x, y=y, heading=heading, length=float(ego.length[0]), width=float(ego.width[0]), speed=speed,
-                      future_speed=speed, turn=TurnClass.STOP if speed < STOP_SPEED_MPS else TurnClass.STRAIGHT,
-                      agent_type=AgentType.VEHICLE)
 
 
 def _ego_box(ego: Agents | None, horizon: Horizon) -> np.ndarray:

@@ -10,8 +10,7 @@ sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance s
 their noise intervals, ``--solver``, solvers, ``--steps``, step counts, ``--offroad``, off-road vehicle scales,
 ``--misaligned``, the scales
 of vehicles standing across a lane, ``--lane-snap``, the angles within which vehicles on a lane are turned onto it,
-``--ego-flag``, the global token's centred-on-ego flag, ``--ego-token``, whether the ego is given as an agent token,
-and ``--mirror-left``,
+``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``,
 whether left-hand maps are generated as their right-hand mirror image) with the checkpoint's own solver instead, and
 ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those
 within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings over it are not measured;
@@ -147,8 +146,6 @@ def main(argv: list[str] | None = None) -> None:
                                       "(default: the checkpoint's)")
     p.add_argument("--real-flag", help="with --guidance: the global token's real-data flags to cross with the rest, "
                                        "e.g. 1,0 (a model trained with --domain-flag; default: the checkpoint's)")
-    p.add_argument("--ego-token", help="with --guidance: whether the ego is given as an agent token, to cross with "
-                                       "the rest, e.g. 0,1 (default: the checkpoint's)")
     p.add_argument("--mirror-left", help="with --guidance: whether maps with left-hand traffic are generated as their "
                                          "mirror image, to cross with the rest, e.g. 0,1 (default: the checkpoint's)")
     p.add_argument("--max-evals", type=int,
@@ -190,21 +187,19 @@ def main(argv: list[str] | None = None) -> None:
             flags = _flags(args.ego_flag, "--ego-flag") if args.ego_flag else [base.ego_flag]
             mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
-            ego_tokens = _flags(args.ego_token, "--ego-token") if args.ego_token else [base.ego_token]
             settings = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w, guidance_interval=iv,
                                 offroad_vehicle_scale=o, misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e,
-                                real_flag=r, ego_token=et, mirror_left_hand=ml)
+                                real_flag=r, mirror_left_hand=ml)
                         for sv in solvers for n in steps for w in _floats(args.guidance, "--guidance")
                         for iv in _intervals(args.intervals) for o in offroad for m in across for a in snaps
-                        for e in flags for r in real for et in ego_tokens for ml in mirror]
+                        for e in flags for r in real for ml in mirror]
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:
         if (args.write or args.write_to or args.solver or args.steps or args.offroad or args.misaligned
-                or args.lane_snap or args.ego_flag or args.real_flag or args.ego_token or args.mirror_left
-                or args.max_evals is not None):
+                or args.lane_snap or args.ego_flag or args.real_flag or args.mirror_left or args.max_evals is not None):
             raise SdSimError("--write, --write-to, --solver, --steps, --offroad, --misaligned, --lane-snap, "
-                             "--ego-flag, --real-flag, --ego-token, --mirror-left and --max-evals go with --guidance")
+                             "--ego-flag, --real-flag, --mirror-left and --max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
     for cfg in settings:
@@ -216,8 +211,7 @@ def main(argv: list[str] | None = None) -> None:
                "guidance": cfg.guidance_scale, "interval": list(cfg.guidance_interval), "guided_steps": guided,
                "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
                "lane_snap": cfg.lane_snap_deg,
-               "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "ego_token": cfg.ego_token,
-               "mirror_left": cfg.mirror_left_hand}
+               "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "mirror_left": cfg.mirror_left_hand}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
@@ -239,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
                   "offroad_vehicle_scale": best.offroad_vehicle_scale,
                   "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "lane_snap_deg": best.lane_snap_deg,
                   "ego_flag": best.ego_flag,
-                  "real_flag": best.real_flag, "ego_token": best.ego_token, "mirror_left_hand": best.mirror_left_hand,
+                  "real_flag": best.real_flag, "mirror_left_hand": best.mirror_left_hand,
                   "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
         save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
                     {"guidance": chosen})
