@@ -45,10 +45,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="stage 2: give the global token a real-data flag (windows of folders collected from PG 0, "
                         "others 1), so one model learns PG and real traffic apart; a fine-tune's starting weights take "
                         "the new feature with a zero weight; generation sets it with real_flag in config.json")
-    p.add_argument("--centre-token", action="store_true",
-                   help="stage 2: each window's centre vehicle is one of its agents and always given as the first "
-                        "agent token, so that generation can give the ego as that token (a run from --init or "
-                        "--resume keeps its checkpoint's setting; this flag can only turn it on)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)
@@ -92,12 +88,6 @@ def run(args: argparse.Namespace) -> int:
         raise SdSimError("--domain-flag is a stage-2 option (--stage diffusion)")
     if args.domain_flag:  # checked before any caching; the global token's width does not change the cache
         cfg = with_domain_flag(cfg, args.out, args.resume)
-    if args.centre_token:
-        if args.stage != "diffusion":
-            raise SdSimError("--centre-token is a stage-2 option (--stage diffusion)")
-        if args.resume and not cfg.centre_token:
-            raise SdSimError(f"--centre-token: {args.out} was trained without it, so --resume cannot add it")
-        cfg = replace(cfg, centre_token=True)
     if args.mirror_left_hand:
         if args.resume and not cfg.mirror_left_hand:
             raise SdSimError(f"--mirror-left-hand: {args.out} was trained without it, so --resume cannot add it")
@@ -113,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         history = train_diffusion(train, val, args.out, opts, timestep_scale=args.timestep_scale,
                                   mirror_left_hand=cfg.mirror_left_hand, domain_flag=args.domain_flag,
-                                  centre_token=cfg.centre_token,
                                   **unet_channels)
     print(f"trained {args.stage} to step {opts.steps} -> {args.out}; last validation: {history[-1] if history else {}}")
     return 0

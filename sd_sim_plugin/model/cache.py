@@ -18,7 +18,7 @@ from tqdm import tqdm
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.model.boxes import agents_to_targets
 from sd_sim_plugin.model.config import ModelConfig
-from sd_sim_plugin.model.tokens import GLOBAL_TOKEN_DIM, agent_token_features, centre_token
+from sd_sim_plugin.model.tokens import GLOBAL_TOKEN_DIM, agent_token_features
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_agents, rasterise_map
 from sd_sim_plugin.scene.handedness import mirror_scene, traffic_side
 from sd_sim_plugin.scene.tokens import tokens_from_agents
@@ -29,15 +29,9 @@ CACHE_VERSION = 3
 
 
 def agents_in_view(scene: Scene, cfg: ModelConfig) -> Agents:
-    """Non-ego agents valid at t = 0 whose centre lies inside the raster (the ones the model learns to generate);
-    with ``cfg.centre_token``, the window's centre vehicle (its ego) first, then those."""
+    """Non-ego agents valid at t = 0 whose centre lies inside the raster (the ones the model learns to generate)."""
     others = scene.others
     t0 = scene.horizon.t0_index
-    if cfg.centre_token and scene.ego_index >= 0 and scene.agents.valid[scene.ego_index, t0]:
-        centre = scene.agents.select(np.array([scene.ego_index]))
-        rest = agents_in_view(scene, replace(cfg, centre_token=False,
-                                             tokens=replace(cfg.tokens, max_tokens=cfg.tokens.max_tokens - 1)))
-        return Agents.concatenate([centre, rest])
     half = cfg.size_px * cfg.resolution_m / 2
     xy = others.trajectory[:, t0, :2]
     inside = others.valid[:, t0] & np.all(np.abs(xy) < half, axis=1)
@@ -59,10 +53,7 @@ def scene_arrays(scene: Scene, cfg: ModelConfig) -> dict[str, np.ndarray]:
         scene = mirror_scene(scene)
     agents = agents_in_view(scene, cfg)
     tokens = np.zeros((cfg.tokens.max_tokens, cfg.tokens.agent_dim), np.float16)
-    described = tokens_from_agents(agents, scene.horizon)
-    if cfg.centre_token and described:  # described as generation will describe the ego: from t = 0 alone
-        described[0] = centre_token(agents.select(np.array([0])), scene.horizon)
-    feats = agent_token_features(described, cfg.tokens)
+    feats = agent_token_features(tokens_from_agents(agents, scene.horizon), cfg.tokens)
     tokens[: len(feats)] = feats
     return {
         "map": rasterise_map(scene.map, rcfg).astype(np.float16),
@@ -105,8 +96,6 @@ def config_key(cfg: ModelConfig) -> str:
     shape["tokens"] = {**shape["tokens"], "global_dim": GLOBAL_TOKEN_DIM}
     if cfg.mirror_left_hand:  # only then, so that caches written before the field keep their keys
         shape["mirror_left_hand"] = True
-    if cfg.centre_token:
-        shape["centre_token"] = True
     return hashlib.sha1(json.dumps({"v": CACHE_VERSION, "cfg": shape}, sort_keys=True).encode()).hexdigest()[:12]
 
 

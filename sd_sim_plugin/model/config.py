@@ -59,10 +59,6 @@ class ModelConfig:
     # The global token's real-data flag when generating, for a model trained with one (``sd-sim train
     # --domain-flag``: PG windows 0, real windows 1): which domain's traffic to draw; chosen like the ego flag.
     real_flag: bool = False
-    # Stage 2 trained with each window's centre vehicle among its agents and always given as the first agent token
-    # (``sd-sim train --centre-token``): generation then gives the ego as that token, so the scene is generated around
-    # a vehicle in the ego's state, and drops the model's rendering of it. False = trained without it.
-    centre_token: bool = False
     # Scenes whose lanes say traffic keeps left (scene/handedness.py) are mirrored into right-hand traffic before
     # rasterising, in training and generation, and generated agents are mirrored back: the scarce left-hand real
     # scenes (Singapore) then teach the same right-hand model as everything else (docs/model.md). Set by
@@ -123,7 +119,7 @@ class ModelConfig:
             raise ValueError(f"lane_snap_deg ({self.lane_snap_deg}) must be in [0, 180] degrees (0 = no alignment)")
         if self.misaligned_vehicle_scale != 1 and self.lane_snap_deg <= 0:
             raise ValueError("misaligned_vehicle_scale needs lane_snap_deg > 0: it is the heading tolerance")
-        for name in ("ego_flag", "real_flag", "centre_token", "mirror_left_hand", "trajectory_overlap"):
+        for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")
         if self.real_flag and not has_domain_flag(self.tokens):

@@ -17,7 +17,7 @@ from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import expected_count
 from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
 from sd_sim_plugin.model.edm import classifier_free_guidance, karras_sigmas, sample
-from sd_sim_plugin.model.tokens import UNSET, agent_token_features, centre_token, global_token_features
+from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.handedness import mirror_agents, mirror_map, mirror_token, traffic_side
@@ -186,9 +186,7 @@ class ScenarioDiffusionGenerator:
     def _generate(self, map: MapGeometry, ego: Agents | None, agent_tokens: list[AgentToken] | None,
                   density: int | None, seed: int, count: int) -> list[Scene]:
         maps = torch.from_numpy(rasterise_map(map, self.raster)).to(self.device)[None].expand(count, -1, -1, -1)
-        ego_token = centre_token(ego, self.horizon) if self.cfg.centre_token and ego is not None else None
-        tokens = ([ego_token] if ego_token else []) + list(agent_tokens or [])
-        tokens = tokens[: self.cfg.tokens.max_tokens]
+        tokens = list(agent_tokens or [])[: self.cfg.tokens.max_tokens]
         feats = torch.from_numpy(agent_token_features(tokens, self.cfg.tokens))
         if len(tokens) == 0:
             feats = torch.zeros(1, self.cfg.tokens.agent_dim)
@@ -206,8 +204,6 @@ class ScenarioDiffusionGenerator:
             if tokens:
                 a = enforce_tokens(a, tokens, self.horizon, max_extra=None if counts[i] == UNSET else int(counts[i]),
                                    along_trajectories=self.cfg.trajectory_overlap)
-            if ego_token:  # the model's rendering of the ego is the ego itself, not a generated agent
-                a = a.select(np.arange(len(a)) > 0)
             if len(a):
                 t0 = self.horizon.t0_index
                 boxes = np.concatenate([a.trajectory[:, t0], a.length[:, None], a.width[:, None]], axis=1)
@@ -218,7 +214,7 @@ class ScenarioDiffusionGenerator:
                                 meta={"generator": self.name, "seed": int(seed), "index": i,
                                       "density": density,
                                       "extra_agents": None if counts[i] == UNSET else int(counts[i]),
-                                      "num_tokens": len(tokens) - bool(ego_token)}))
+                                      "num_tokens": len(tokens)}))
         return scenes
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sd_sim_plugin.scene.tokens import STOP_SPEED_MPS, AgentToken, TurnClass
-from sd_sim_plugin.scene.types import Agents, AgentType, Horizon
+from sd_sim_plugin.scene.tokens import AgentToken, TurnClass
+from sd_sim_plugin.scene.types import AgentType
 
 POSITION_FREQS = (1.0, 2.0, 4.0, 8.0)  # cycles per half-extent
 NUM_TURNS = len(TurnClass)
@@ -74,23 +74,6 @@ def _one_token(t: AgentToken, half_extent: float) -> np.ndarray:
         [t.length / 5.0, t.width / 2.0],
         [t.speed / 10.0, t.future_speed / 10.0], turn, kind,
     ]).astype(np.float32)
-
-
-def centre_token(centre: Agents, horizon: Horizon) -> AgentToken | None:
-    """The token of a scene's centre vehicle (the ego when generating) from its state at t = 0 alone: its speed kept
-    over the horizon and turn class "stop" or "straight", since the simulator does not know the ego's future; None
-    when it is not valid then."""
-    if len(centre) == 0:
-        return None
-    t0 = min(horizon.t0_index, centre.num_steps - 1)
-    if not centre.valid[0, t0]:
-        return None
-    x, y, heading = (float(v) for v in centre.trajectory[0, t0])
-    speed = float(np.linalg.norm(centre.velocity[0, t0]))
-    return AgentToken(x=x, y=y, heading=heading, length=float(centre.length[0]), width=float(centre.width[0]),
-                      speed=speed, future_speed=speed,
-                      turn=TurnClass.STOP if speed < STOP_SPEED_MPS else TurnClass.STRAIGHT,
-                      agent_type=AgentType.VEHICLE)
 
 
 def global_token_features(count: np.ndarray | int, layout: TokenLayout, centre_is_ego: np.ndarray | bool = True,

@@ -250,9 +250,6 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
     for j, i in enumerate(idx):
         n = int(data.num_tokens[i])
         keep, counts[j] = drop_tokens(n, rng) if rng is not None else (np.ones(n, bool), 0)
-        if cfg.centre_token and n and not keep[0]:  # the centre's token is always given, as the ego's will be
-            keep[0] = True
-            counts[j] -= counts[j] > 0
         kept = np.asarray(data.tokens[i, :n], np.float32)[keep]
         feats[j, : len(kept)] = kept
         mask[j, : len(kept)] = True
@@ -264,16 +261,14 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
 
 def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions,
                     timestep_scale: float = 1.0, unet_channels: tuple[int, ...] | None = None,
-                    mirror_left_hand: bool = False, domain_flag: bool = False, centre_token: bool = False
-                    ) -> list[dict]:
+                    mirror_left_hand: bool = False, domain_flag: bool = False) -> list[dict]:
     """Stage 2: train the token-conditioned latent denoiser on the frozen stage-1 encoder's latents.
 
     A fresh run takes the current stage-2 recipe (:meth:`ModelConfig.for_new_denoiser`) and, when given,
     ``unet_channels`` (else the folder's U-Net widths); ``mirror_left_hand`` records that ``train`` was cached with
     left-hand windows mirrored (``ModelConfig.mirror_left_hand``); ``domain_flag`` gives a new or fine-tuned stage 2
     the global token's real-data feature (a fine-tune's starting weights take it with a zero weight, so they start
-    as they were); ``centre_token`` records that ``train`` was cached with each window's centre as its first agent
-    (``ModelConfig.centre_token``); config.json is only
+    as they were); config.json is only
     rewritten when the first weights are published, so a run that fails early leaves the folder as it was.
     """
     out = Path(out)
@@ -292,8 +287,6 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
                                    **({"unet_channels": tuple(unet_channels)} if unet_channels else {}))
     if mirror_left_hand:
         cfg = replace(cfg, mirror_left_hand=True)
-    if centre_token:
-        cfg = replace(cfg, centre_token=True)
     if domain_flag:
         cfg = with_domain_flag(cfg, out, opts.resume)
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)

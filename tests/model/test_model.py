@@ -664,55 +664,6 @@ def test_domain_flag_widens_the_global_token_and_reaches_the_model(trained, road
     assert config_key(cfg) == config_key(load_config(trained[0])[0])
 
 
-def test_centre_token_trains_and_generates_around_the_ego(trained, road_scenes, tmp_path, capsys):
-    """``centre_token``: the window's centre is its first agent and token (described from t = 0 alone), token dropout
-    never drops it, and generation gives the ego as that token and drops the model's rendering of it."""
-    from sd_sim_plugin.model.cache import agents_in_view, scene_arrays
-    from sd_sim_plugin.model.tokens import centre_token
-    from sd_sim_plugin.model.train import token_batch
-
-    scene = road_scenes[0]
-    cfg = replace(load_config(trained[0])[0], centre_token=True)
-    plain = agents_in_view(scene, replace(cfg, centre_token=False))
-    with_centre = agents_in_view(scene, cfg)
-    assert len(with_centre) == len(plain) + 1
-    np.testing.assert_array_equal(with_centre.trajectory[0], scene.agents.trajectory[scene.ego_index])
-    ego = scene.agents.select(np.array([scene.ego_index]))
-    token = centre_token(ego, scene.horizon)
-    assert token.future_speed == token.speed  # its future is not known when generating
-    arrays = scene_arrays(scene, cfg)
-    np.testing.assert_allclose(arrays["tokens"][0], agent_token_features([token], cfg.tokens)[0], atol=1e-3)
-    data = replace(trained[1], tokens=np.repeat(arrays["tokens"][None], len(trained[1]), 0),
-                   num_tokens=np.full(len(trained[1]), int(arrays["num_tokens"])))
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        feats, mask, _, counts = token_batch(data, np.arange(len(data)), cfg, rng)
-        assert mask[:, 0].all()
-        np.testing.assert_allclose(feats[:, 0].numpy(), arrays["tokens"][0].astype(np.float32)[None].repeat(
-            len(data), 0))
-        dropped = int(arrays["num_tokens"]) - mask.sum(1).numpy()
-        assert all(c in (d, UNSET) for c, d in zip(counts, dropped))
-
-    ckpt = _copy_ckpt(trained[0], tmp_path / "centre")
-    save_config(ckpt, cfg, load_config(ckpt)[1])
-    gen = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
-    out = gen.generate(scene.map, ego=ego, density=3, seed=2)[0]
-    assert out.meta["num_tokens"] == 0 and len(out.agents) <= 3
-    t0 = scene.horizon.t0_index
-    assert np.linalg.norm(out.agents.trajectory[:, t0, :2] - ego.trajectory[0, t0, :2], axis=1).min(initial=99) > 1.0
-    stopped = replace(ego, velocity=np.zeros_like(ego.velocity))
-    assert not np.array_equal(gen.generate(scene.map, ego=stopped, density=3, seed=2)[0].agents.trajectory,
-                              out.agents.trajectory)
-    assert main(["train", "--stage", "autoencoder", "--data", str(tmp_path), "--out", str(ckpt),
-                 "--centre-token"]) == 2
-    assert "--centre-token is a stage-2 option" in capsys.readouterr().err
-    assert main(["train", "--stage", "diffusion", "--data", str(tmp_path), "--out", str(trained[0]), "--resume",
-                 "--centre-token"]) == 2
-    assert "was trained without it, so --resume cannot add it" in capsys.readouterr().err
-    from sd_sim_plugin.model.cache import config_key  # its windows hold one more agent: a cache of their own
-    assert config_key(cfg) != config_key(replace(cfg, centre_token=False))
-
-
 def test_new_stage_2_takes_its_unet_width(trained, tmp_path, capsys):
     """``--unet-channels`` sizes a new stage 2 (recorded in config.json, loadable); anything else is one line."""
     ckpt = _copy_ckpt(trained[0], tmp_path / "wide")
