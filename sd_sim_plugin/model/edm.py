@@ -80,33 +80,25 @@ def sample(denoise: Denoise, noise: torch.Tensor, sigmas: torch.Tensor, solver: 
         raise ValueError(f"unknown solver {solver!r} (choose from {', '.join(SOLVERS)})")
     x = noise * sigmas[0]
     b = x.shape[0]
-    previous, h_last = None, None  # DPM-Solver++(2M): the last step's denoised latent and step size
+    previous = None  # DPM-Solver++(2M): the last step's denoised latent
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
         denoised = denoise(x, s.expand(b))
-        if solver == "dpmpp2m_sde":
-            if s_next == 0:
-                x = denoised
-            else:
-                h = s.log() - s_next.log()
-                x = (s_next / s) * torch.exp(-h) * x - torch.expm1(-2 * h) * denoised
-                if previous is not None:
-                    x = x - 0.5 * torch.expm1(-2 * h) * (h / h_last) * (denoised - previous)
-                fresh = torch.randn(x.shape, generator=generator).to(x.device)
-                x = x + fresh * s_next * torch.sqrt(-torch.expm1(-2 * h))
-                h_last = h
-            previous = denoised
-            continue
-        if solver == "dpmpp2m":
+        if solver in ("dpmpp2m", "dpmpp2m_sde"):
             if s_next == 0:
                 x = denoised
             else:
                 h = s.log() - s_next.log()  # step in t = -log(sigma)
-                target = denoised
-                if previous is not None:
-                    r = (sigmas[i - 1].log() - s.log()) / h
-                    target = (1 + 1 / (2 * r)) * denoised - previous / (2 * r)
-                x = (s_next / s) * x - torch.expm1(-h) * target
+                r = None if previous is None else (sigmas[i - 1].log() - s.log()) / h
+                if solver == "dpmpp2m":
+                    target = denoised if r is None else (1 + 1 / (2 * r)) * denoised - previous / (2 * r)
+                    x = (s_next / s) * x - torch.expm1(-h) * target
+                else:
+                    x = (s_next / s) * torch.exp(-h) * x - torch.expm1(-2 * h) * denoised
+                    if r is not None:
+                        x = x - 0.5 * torch.expm1(-2 * h) / r * (denoised - previous)
+                    fresh = torch.randn(x.shape, generator=generator).to(x.device)
+                    x = x + fresh * s_next * torch.sqrt(-torch.expm1(-2 * h))
             previous = denoised
             continue
         d = (x - denoised) / s
