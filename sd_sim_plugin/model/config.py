@@ -10,10 +10,12 @@ from sd_sim_plugin.raster.bev import AGENT_CHANNELS, MAP_CHANNELS
 from sd_sim_plugin.scene.types import Horizon
 
 FORMAT_VERSION = 1
+GUIDANCE_CONTRASTS = ("count", "domain")
 STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean", "p_std", "tokens", "sampler",
-                 "sampler_steps", "guidance_scale", "guidance_interval")
+                 "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
-SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "offroad_vehicle_scale",
+SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast",
+                   "offroad_vehicle_scale",
                    "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
@@ -71,6 +73,10 @@ class ModelConfig:
     # with; the shipped checkpoint sets its own value, chosen on validation maps.
     guidance_scale: float = 1.0
     guidance_interval: tuple[float, float] = (1.0, 10.0)
+    # What guidance sets the conditional half against: "count", the global token unset (the model picks the count);
+    # or "domain", the real flag off, i.e. MetaDrive's PG traffic, so a scale above 1 pushes a real-flagged scene
+    # further from PG traffic (domain guidance; needs real_flag).
+    guidance_contrast: str = "count"
     # Training noise levels: log(sigma) ~ N(p_mean, p_std^2). EDM's image default (-1.2, 1.2) puts 1% of samples above
     # sigma = 5, yet which agents exist is decided between sigma ~2 and 20 here (agent cells have a standardised
     # variance of ~6 in a sparse latent), so a denoiser trained that way ignored its tokens at the start of sampling.
@@ -130,6 +136,11 @@ class ModelConfig:
         if self.guidance_scale < 0 or not 0 <= low < high:
             raise ValueError(f"guidance_scale ({self.guidance_scale}) must be >= 0 and guidance_interval "
                              f"({low}, {high}] a range of noise levels with 0 <= low < high")
+        if self.guidance_contrast not in GUIDANCE_CONTRASTS:
+            raise ValueError(f"guidance_contrast {self.guidance_contrast!r} is not one of "
+                             f"{', '.join(GUIDANCE_CONTRASTS)}")
+        if self.guidance_contrast == "domain" and not self.real_flag:
+            raise ValueError("guidance_contrast domain sets the real flag against PG traffic: it needs real_flag")
         if self.count_coefficients and len(self.count_coefficients) != self.map_channels + 1:
             raise ValueError(f"count_coefficients has {len(self.count_coefficients)} values, the count model needs "
                              f"map_channels + 1 = {self.map_channels + 1}")

@@ -7,7 +7,7 @@ For each setting, generates one scene per reference window (density = the refere
 ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
 time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
 sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
-their noise intervals, ``--solver``, solvers, ``--steps``, step counts, ``--offroad``, off-road vehicle scales,
+their noise intervals, ``--contrast``, what they guide against, ``--solver``, solvers, ``--steps``, step counts, ``--offroad``, off-road vehicle scales,
 ``--misaligned``, the scales
 of vehicles standing across a lane, ``--lane-snap``, the angles within which vehicles on a lane are turned onto it,
 ``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``,
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=1, help="sample every window this many times (less noisy MMDs)")
     p.add_argument("--guidance", help="sweep these guidance scales instead of solvers, e.g. 1,2,3 (1 = off)")
     p.add_argument("--intervals", default="1:10", help="guidance noise intervals LOW:HIGH, comma-separated")
+    p.add_argument("--contrast", help="with --guidance: what guidance sets the scene against, to cross with the rest: "
+                                      "count (the global token unset) and/or domain (the real flag off, PG traffic; "
+                                      "needs the real flag), e.g. count,domain (default: the checkpoint's)")
     p.add_argument("--solver", help="with --guidance: solvers to cross with the rest, e.g. dpmpp2m,dpmpp2m_sde "
                                     "(default: the checkpoint's)")
     p.add_argument("--steps", help="with --guidance: sampler step counts to cross with the scales, e.g. 4,6 "
@@ -187,18 +190,21 @@ def main(argv: list[str] | None = None) -> None:
             flags = _flags(args.ego_flag, "--ego-flag") if args.ego_flag else [base.ego_flag]
             mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
-            settings = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w, guidance_interval=iv,
-                                offroad_vehicle_scale=o, misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e,
-                                real_flag=r, mirror_left_hand=ml)
-                        for sv in solvers for n in steps for w in _floats(args.guidance, "--guidance")
-                        for iv in _intervals(args.intervals) for o in offroad for m in across for a in snaps
-                        for e in flags for r in real for ml in mirror]
+            contrasts = args.contrast.split(",") if args.contrast else [base.guidance_contrast]
+            grid = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w, guidance_interval=iv,
+                            guidance_contrast=ct if w != 1.0 else base.guidance_contrast,
+                            offroad_vehicle_scale=o, misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e,
+                            real_flag=r, mirror_left_hand=ml)
+                    for sv in solvers for n in steps for w in _floats(args.guidance, "--guidance")
+                    for iv in _intervals(args.intervals) for ct in contrasts for o in offroad for m in across
+                    for a in snaps for e in flags for r in real for ml in mirror]
+            settings = list(dict.fromkeys(grid))  # unguided settings are the same whatever the contrast
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:
-        if (args.write or args.write_to or args.solver or args.steps or args.offroad or args.misaligned
+        if (args.write or args.write_to or args.contrast or args.solver or args.steps or args.offroad or args.misaligned
                 or args.lane_snap or args.ego_flag or args.real_flag or args.mirror_left or args.max_evals is not None):
-            raise SdSimError("--write, --write-to, --solver, --steps, --offroad, --misaligned, --lane-snap, "
+            raise SdSimError("--write, --write-to, --contrast, --solver, --steps, --offroad, --misaligned, --lane-snap, "
                              "--ego-flag, --real-flag, --mirror-left and --max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
@@ -209,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         guided = sum(low < s <= high for s in sigmas) if cfg.guidance_scale != 1.0 else 0
         row = {"sampler": cfg.sampler, "steps": cfg.sampler_steps, "network_evals": evals,
                "guidance": cfg.guidance_scale, "interval": list(cfg.guidance_interval), "guided_steps": guided,
+               "contrast": cfg.guidance_contrast,
                "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
                "lane_snap": cfg.lane_snap_deg,
                "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "mirror_left": cfg.mirror_left_hand}
@@ -230,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
                   "measured_with": args.checkpoint if not args.fold else [c for c, _ in pairs],
                   "sampler": best.sampler, "sampler_steps": best.sampler_steps,
                   "scale": best.guidance_scale, "interval": list(best.guidance_interval),
+                  "contrast": best.guidance_contrast,
                   "offroad_vehicle_scale": best.offroad_vehicle_scale,
                   "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "lane_snap_deg": best.lane_snap_deg,
                   "ego_flag": best.ego_flag,
@@ -238,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
                     {"guidance": chosen})
         print(f"wrote {best.sampler_steps} {best.sampler} steps, guidance {best.guidance_scale:g} at sigma in "
-              f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}], off-road vehicle scale "
+              f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}] against {best.guidance_contrast}, off-road vehicle scale "
               f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, "
               f"lane alignment {best.lane_snap_deg:g} degrees, ego flag {int(best.ego_flag)}, real flag "
               f"{int(best.real_flag)}, mirror left-hand maps {int(best.mirror_left_hand)} to {target}/config.json")
