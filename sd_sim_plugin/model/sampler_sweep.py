@@ -191,14 +191,15 @@ def main(argv: list[str] | None = None) -> None:
             mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
             contrasts = args.contrast.split(",") if args.contrast else [base.guidance_contrast]
-            grid = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w, guidance_interval=iv,
+            grid = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w,
+                            guidance_interval=iv if w != 1.0 else base.guidance_interval,
                             guidance_contrast=ct if w != 1.0 else base.guidance_contrast,
                             offroad_vehicle_scale=o, misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e,
                             real_flag=r, mirror_left_hand=ml)
                     for sv in solvers for n in steps for w in _floats(args.guidance, "--guidance")
                     for iv in _intervals(args.intervals) for ct in contrasts for o in offroad for m in across
                     for a in snaps for e in flags for r in real for ml in mirror]
-            settings = list(dict.fromkeys(grid))  # unguided settings are the same whatever the contrast
+            settings = list(dict.fromkeys(grid))  # unguided settings are one, whatever the interval and contrast
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:

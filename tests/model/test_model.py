@@ -38,6 +38,8 @@ from sd_sim_plugin.raster.bev import rasterise_map
 from sd_sim_plugin.scene.handedness import mirror_token
 from sd_sim_plugin.scene.tokens import tokens_from_agents
 
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
+
 
 def test_targets_decode_back_to_the_same_agents(road_scenes, tiny_config):
     """Cell targets -> proposals -> agents reproduces poses, sizes, types and trajectories."""
@@ -743,6 +745,36 @@ def test_guidance_scale_zero_samples_the_model_with_the_global_token_unset(train
         ScenarioDiffusionGenerator.from_checkpoint(ckpt, guidance_scale=-1.0)
 
 
+def test_domain_guidance_sets_real_traffic_against_pg_traffic(road_scenes):
+    """``guidance_contrast`` domain: scale 0 over every noise level gives exactly the scene drawn with the real flag
+    off (the count and agent tokens kept), another scale a third scene; it needs the real flag and a known name."""
+    gen = ScenarioDiffusionGenerator.from_checkpoint(CHECKPOINTS / "real")
+    scene = road_scenes[2]
+    maps = torch.from_numpy(rasterise_map(scene.map, gen.raster))[None].expand(2, -1, -1, -1)
+    feats = torch.from_numpy(agent_token_features(tokens_from_agents(scene.others, scene.horizon)[:2],
+                                                  gen.cfg.tokens))[None].expand(2, -1, -1)
+    given = torch.ones(2, 2, dtype=torch.bool)
+    latents = []
+    decode = gen.autoencoder.decode
+    gen.autoencoder.decode = lambda z, m: (latents.append(z.clone()), decode(z, m))[1]
+    shipped = gen.cfg
+    for cfg, real in ((replace(shipped, guidance_scale=0.0, guidance_interval=(0.0, 1000.0),
+                               guidance_contrast="domain"), True),
+                      (shipped, False), (shipped, True),
+                      (replace(shipped, guidance_scale=2.0, guidance_interval=(0.0, 1000.0),
+                               guidance_contrast="domain"), True)):
+        gen.cfg = cfg
+        gen.sample_agents(maps, feats, given, np.array([3, 3]), seed=4, real=real)
+    zero, as_pg, as_real, guided = latents
+    torch.testing.assert_close(zero, as_pg, atol=1e-5, rtol=1e-5)
+    assert (zero - as_real).abs().max() > 1e-3
+    assert (guided - as_real).abs().max() > 1e-3 and (guided - as_pg).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="needs real_flag"):
+        replace(shipped, guidance_contrast="domain", real_flag=False)
+    with pytest.raises(ValueError, match="guidance_contrast 'ego' is not one of count, domain"):
+        replace(shipped, guidance_contrast="ego")
+
+
 def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, road_scenes, tmp_path, capsys):
     """The sweep measures each scale on the given windows and stores the lowest-MMD one with its record; bad
     arguments are one line."""
@@ -755,8 +787,9 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
            "--steps", "2,3", "--offroad", "1,0.2", "--seeds", "2", "--max-evals", "4", "--write"])
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [(r["steps"], r["guidance"], r["interval"], r["offroad"]) for r in rows] == [
-        (n, w, iv, o) for n in (2, 3) for w in (1.0, 2.0) for iv in ([1.0, 10.0], [0.0, 80.0]) for o in (1.0, 0.2)]
-    assert [r["guided_steps"] for r in rows[:8:2]] == [0, 0, 0, 2]  # 2 steps: sigma 80 and 0.002 (0 after the last)
+        (n, w, iv, o) for n in (2, 3) for w, iv in ((1.0, [1.0, 10.0]), (2.0, [1.0, 10.0]), (2.0, [0.0, 80.0]))
+        for o in (1.0, 0.2)]  # unguided once: its interval means nothing
+    assert [r["guided_steps"] for r in rows[:6:2]] == [0, 0, 2]  # 2 steps: sigma 80 and 0.002 (0 after the last)
     over = [r for r in rows if r["network_evals"] + r["guided_steps"] > 4]
     assert over and all("skipped" in r and "position" not in r for r in over)  # over the budget: not measured
     measured = [r for r in rows if "skipped" not in r]
@@ -826,7 +859,9 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--intervals", "1-10"])
     with pytest.raises(SdSimError, match=r"lane_snap_deg \(200.0\) must be in \[0, 180\]"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--lane-snap", "200"])
-    with pytest.raises(SdSimError, match="--write, --write-to, --solver, --steps, --offroad, --misaligned, "
+    with pytest.raises(SdSimError, match="sweep setting: guidance_contrast 'pg' is not one of count, domain"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--contrast", "pg"])
+    with pytest.raises(SdSimError, match="--write, --write-to, --contrast, --solver, --steps, --offroad, --misaligned, "
                                          "--lane-snap, --ego-flag, --real-flag, --mirror-left and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--mirror-left '2'"):
