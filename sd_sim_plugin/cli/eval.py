@@ -29,8 +29,9 @@ def add_parser(subparsers) -> None:
                    help="diffusion: the U-Net's dtype while sampling (default auto: float32 here, as scenes are "
                         "generated one at a time; bfloat16 forces it)")
     p.add_argument("--guidance", type=float, metavar="SCALE",
-                   help="diffusion: classifier-free guidance scale on the global scene token for every diffusion "
-                        "generator (1 = off; default: each checkpoint's own)")
+                   help="diffusion: classifier-free guidance scale for every diffusion generator, against what "
+                        "each checkpoint guides against (the global scene token unset, or PG traffic with "
+                        "guidance_contrast domain) (1 = off; default: each checkpoint's own)")
     p.add_argument("--data", type=Path, action="append", required=True,
                    help="dataset folder of reference scenes (from `sd-sim collect`); repeat for several sets")
     p.add_argument("--out", type=Path, required=True, help="report folder (created)")

@@ -30,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", type=Path, help="checkpoint folder (default: checkpoints/default)")
     p.add_argument("--guidance", type=float, metavar="SCALE",
-                   help="classifier-free guidance scale on the global scene token (1 = off; default: the "
+                   help="classifier-free guidance scale, against what the checkpoint guides against (the global "
+                        "scene token unset, or PG traffic with guidance_contrast domain) (1 = off; default: the "
                         "checkpoint's)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--no-png", action="store_true", help="write only the .npz scene files")

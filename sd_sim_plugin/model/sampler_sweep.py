@@ -3,23 +3,24 @@
 Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 --intervals 1:10 --steps 4,6
 --offroad 1,0.3 --misaligned 1,0 --lane-snap 20,90 --mirror-left 0,1 --fold CKPT2 DATA2 --write]``.
 
-For each setting, generates one scene per reference window (density = the reference's agent count, the reference's
-ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU
-time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles). By default it
-sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``,
-their noise intervals, ``--contrast``, what they guide against, ``--solver``, solvers, ``--steps``, step counts, ``--offroad``, off-road vehicle scales,
-``--misaligned``, the scales
-of vehicles standing across a lane, ``--lane-snap``, the angles within which vehicles on a lane are turned onto it,
-``--ego-flag``, the global token's centred-on-ego flag, and ``--mirror-left``,
-whether left-hand maps are generated as their right-hand mirror image) with the checkpoint's own solver instead, and
-``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those
-within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings over it are not measured;
-``--write-to`` stores it in another checkpoint, such as the one trained on all the data when CKPT was trained without
-the validation scenes). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each setting is measured with
-every validation model on its own validation windows and the MMDs are pooled over all of them (``folds`` in the output
-keeps each fold's); ``--per-scene`` adds each source file's MMDs. Run it on validation windows (``data/pg_val``,
-``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the evaluation set.
-"""
+For each setting, generates one scene per reference window (density = the reference's agent count, the reference's ego
+given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU time per
+scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles) and ``vehicles_ratio``,
+generated over reference vehicles: the MMD estimator scores larger generated sets lower, and the global token counts
+every agent type, so a setting can lower the MMDs by changing the type mix. By default it sweeps solvers and step
+counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``, their noise intervals,
+``--contrast``, what they guide against, ``--solver``, solvers, ``--steps``, step counts, ``--offroad``, off-road
+vehicle scales, ``--misaligned``, the scales of vehicles standing across a lane, ``--lane-snap``, the angles within
+which vehicles on a lane are turned onto it, ``--ego-flag``, the global token's centred-on-ego flag, and
+``--mirror-left``, whether left-hand maps are generated as their right-hand mirror image) with the checkpoint's own
+solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
+config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings over
+it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data when CKPT
+was trained without the validation scenes). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each
+setting is measured with every validation model on its own validation windows and the MMDs are pooled over all of them
+(``folds`` in the output keeps each fold's); ``--per-scene`` adds each source file's MMDs. Run it on validation windows
+(``data/pg_val``, ``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the
+evaluation set. """
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
     source file's windows on their own (``scenes``)."""
     gen.cfg = cfg
     files = sorted({str(r.meta.get("file", "")) for r in refs}) if per_scene else []
-    mmds, used, cpu, by_file = [], [], 0.0, {f: [] for f in files}
+    mmds, used, cpu, by_file, vehicles = [], [], 0.0, {f: [] for f in files}, []
     for round_ in range(seeds):
         out = []
         for i, ref in enumerate(refs):
@@ -67,8 +68,10 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
             out += gen.generate(ref.map, ego=ego, density=reference_density(ref, gen.agent_types),
                                 seed=round_ * 1_000_003 + i)
             cpu += time.process_time() - start
-        mmd = evaluate(out, refs)["mmd"]
+        result = evaluate(out, refs)
+        mmd = result["mmd"]
         mmds.append([mmd[k] for k in MMD_KEYS])
+        vehicles.append([result["generated"]["vehicles_per_scene"], result["reference"]["vehicles_per_scene"]])
         used.append(mmd["scenes_used"])
         for f in files:
             idx = [i for i, r in enumerate(refs) if str(r.meta.get("file", "")) == f]
@@ -76,7 +79,8 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
             by_file[f].append([part[k] for k in MMD_KEYS])
     mean = np.mean(mmds, axis=0)
     row = {"cpu_ms_per_scene": round(1000 * cpu / (len(refs) * seeds), 1),
-           **{k: round(float(v), 4) for k, v in zip(MMD_KEYS, mean)}, "scenes_used": float(np.mean(used))}
+           **{k: round(float(v), 4) for k, v in zip(MMD_KEYS, mean)}, "scenes_used": float(np.mean(used)),
+           "vehicles_per_scene": [round(float(v), 3) for v in np.mean(vehicles, axis=0)]}
     if per_scene:
         row["scenes"] = {f: [round(float(v), 4) for v in np.mean(m, axis=0)] for f, m in by_file.items()}
     return row
@@ -92,10 +96,11 @@ def measure_folds(folds: list[tuple[ScenarioDiffusionGenerator, ModelConfig, lis
     used = np.array([r["scenes_used"] for r in rows], np.float64)
     windows = np.array([len(refs) for _, _, refs in folds], np.float64)
     pooled = {k: round(float(np.dot(used, [r[k] for r in rows]) / used.sum()), 4) for k in MMD_KEYS}
+    generated, reference = (float(np.dot(windows, [r["vehicles_per_scene"][i] for r in rows])) for i in (0, 1))
     out = {"cpu_ms_per_scene": round(float(np.dot(windows, [r["cpu_ms_per_scene"] for r in rows]) / windows.sum()), 1),
-           **pooled}
+           **pooled, "vehicles_ratio": round(generated / reference, 3) if reference else float("nan")}
     if len(rows) > 1:
-        out["folds"] = [{k: r[k] for k in MMD_KEYS} for r in rows]
+        out["folds"] = [{**{k: r[k] for k in MMD_KEYS}, "vehicles_per_scene": r["vehicles_per_scene"]} for r in rows]
     if per_scene:
         out["scenes"] = {f: v for r in rows for f, v in r["scenes"].items()}
     return out

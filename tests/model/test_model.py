@@ -840,6 +840,9 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     first, second = row["folds"]
     for k in ("position", "heading_vector", "velocity"):
         assert row[k] == pytest.approx((3 * first[k] + 2 * second[k]) / 5, abs=2e-4)
+    # generated over reference vehicles, pooled by windows (a setting can lower the MMDs by its type mix)
+    generated, reference = ((3 * first["vehicles_per_scene"][i] + 2 * second["vehicles_per_scene"][i]) for i in (0, 1))
+    assert reference > 0 and row["vehicles_ratio"] == pytest.approx(generated / reference, abs=2e-3)
     # per scene: the second fold's windows all come from one file, so its numbers are that fold's
     assert set(row["scenes"]) == {"", "b.pkl"}
     assert row["scenes"]["b.pkl"] == [second[k] for k in ("position", "heading_vector", "velocity")]
