@@ -715,6 +715,23 @@ def test_bfloat16_unet_stays_close_to_float32_and_is_seeded(trained, road_scenes
         ScenarioDiffusionGenerator.from_checkpoint(ckpt, precision="half")
 
 
+def _two_scenes_with_two_tokens(gen: ScenarioDiffusionGenerator, scene) -> tuple[torch.Tensor, ...]:
+    """``sample_agents`` inputs: ``scene``'s map twice, its first two other agents as tokens in both."""
+    maps = torch.from_numpy(rasterise_map(scene.map, gen.raster))[None].expand(2, -1, -1, -1)
+    feats = torch.from_numpy(agent_token_features(tokens_from_agents(scene.others, scene.horizon)[:2],
+                                                  gen.cfg.tokens))[None].expand(2, -1, -1)
+    return maps, feats, torch.ones(2, 2, dtype=torch.bool)
+
+
+def _record_latents(*gens: ScenarioDiffusionGenerator) -> list[torch.Tensor]:
+    """A list that collects every latent the generators sample, before decoding rounds them into boxes."""
+    latents = []
+    for gen in gens:
+        decode = gen.autoencoder.decode
+        gen.autoencoder.decode = lambda z, m, decode=decode: (latents.append(z.clone()), decode(z, m))[1]
+    return latents
+
+
 def test_guidance_scale_zero_samples_the_model_with_the_global_token_unset(trained, road_scenes, tmp_path):
     """Scale 0 over every noise level gives exactly the scene of the same agent tokens with the global token unset;
     the guided model stays seeded; the checkpoint's scale can be replaced and a bad one is one clear error."""
@@ -724,15 +741,8 @@ def test_guidance_scale_zero_samples_the_model_with_the_global_token_unset(train
     guided = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
     plain = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
     assert ScenarioDiffusionGenerator.from_checkpoint(ckpt, guidance_scale=1.0).cfg.guidance_scale == 1.0
-    scene = road_scenes[2]
-    maps = torch.from_numpy(rasterise_map(scene.map, guided.raster))[None].expand(2, -1, -1, -1)
-    feats = torch.from_numpy(agent_token_features(tokens_from_agents(scene.others, scene.horizon)[:2],
-                                                  guided.cfg.tokens))[None].expand(2, -1, -1)
-    given = torch.ones(2, 2, dtype=torch.bool)
-    latents = []
-    for gen in (guided, plain):  # the sampled latents, before decoding rounds them into boxes
-        decode = gen.autoencoder.decode
-        gen.autoencoder.decode = lambda z, m, decode=decode: (latents.append(z.clone()), decode(z, m))[1]
+    maps, feats, given = _two_scenes_with_two_tokens(guided, road_scenes[2])
+    latents = _record_latents(guided, plain)
     guided.sample_agents(maps, feats, given, np.array([3, 3]), seed=4)
     plain.sample_agents(maps, feats, given, np.array([UNSET, UNSET]), seed=4)
     plain.sample_agents(maps, feats, given, np.array([3, 3]), seed=4)
@@ -749,14 +759,8 @@ def test_domain_guidance_sets_real_traffic_against_pg_traffic(road_scenes):
     """``guidance_contrast`` domain: scale 0 over every noise level gives exactly the scene drawn with the real flag
     off (the count and agent tokens kept), another scale a third scene; it needs the real flag and a known name."""
     gen = ScenarioDiffusionGenerator.from_checkpoint(CHECKPOINTS / "real")
-    scene = road_scenes[2]
-    maps = torch.from_numpy(rasterise_map(scene.map, gen.raster))[None].expand(2, -1, -1, -1)
-    feats = torch.from_numpy(agent_token_features(tokens_from_agents(scene.others, scene.horizon)[:2],
-                                                  gen.cfg.tokens))[None].expand(2, -1, -1)
-    given = torch.ones(2, 2, dtype=torch.bool)
-    latents = []
-    decode = gen.autoencoder.decode
-    gen.autoencoder.decode = lambda z, m: (latents.append(z.clone()), decode(z, m))[1]
+    maps, feats, given = _two_scenes_with_two_tokens(gen, road_scenes[2])
+    latents = _record_latents(gen)
     shipped = gen.cfg
     for cfg, real in ((replace(shipped, guidance_scale=0.0, guidance_interval=(0.0, 1000.0),
                                guidance_contrast="domain"), True),
