@@ -121,8 +121,7 @@ class ScenarioDiffusionGenerator:
         condition = self.denoiser.spatial_condition(maps, feats, mask)
         tokens, tmask = self.denoiser.embed_tokens(
             feats, mask,
-            torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego, real,
-                                                   getattr(self, "_type_density", None))).to(self.device))
+            torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego, real)).to(self.device))
         sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
                                self.cfg.rho).to(self.device)
         denoise = self._denoise(condition, tokens, tmask, b)

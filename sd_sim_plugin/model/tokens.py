@@ -31,7 +31,6 @@ MAX_COUNT = 40
 GLOBAL_TOKEN_DIM = MAX_COUNT + 2 + 1 + 1  # one-hot 0..MAX_COUNT, unset bucket, log-count, centred-on-ego flag
 DOMAIN_GLOBAL_DIM = GLOBAL_TOKEN_DIM + 1  # ... and the real-data flag (``sd-sim train --domain-flag``)
 UNSET = -1
-TYPE_COUNTS_GLOBAL_DIM = DOMAIN_GLOBAL_DIM + NUM_TYPES + 1  # EXPERIMENT: log-count per agent type to add, and "given"
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def _one_token(t: AgentToken, half_extent: float) -> np.ndarray:
 
 
 def global_token_features(count: np.ndarray | int, layout: TokenLayout, centre_is_ego: np.ndarray | bool = True,
-                          real: np.ndarray | bool = False, type_counts: np.ndarray | None = None) -> np.ndarray:
+                          real: np.ndarray | bool = False) -> np.ndarray:
     """Counts of agents to add (UNSET = -1 for "model decides"), whether each scene is centred on the ego and whether
     it is real -> (B, layout.global_dim) features (layouts from before a flag have no such feature)."""
     count = np.atleast_1d(np.asarray(count, np.int64))
@@ -92,12 +91,6 @@ def global_token_features(count: np.ndarray | int, layout: TokenLayout, centre_i
         out[:, layout.max_count + 3] = np.broadcast_to(np.asarray(centre_is_ego, np.float32), len(count))
     if has_domain_flag(layout):
         out[:, layout.max_count + 4] = np.broadcast_to(np.asarray(real, np.float32), len(count))
-    if layout.global_dim >= TYPE_COUNTS_GLOBAL_DIM and type_counts is not None:
-        tc = np.asarray(type_counts, np.int64).reshape(len(count), NUM_TYPES)
-        given = (tc >= 0).all(axis=1)
-        base = layout.max_count + 5
-        out[given, base:base + NUM_TYPES] = np.log1p(tc[given]) / np.log1p(layout.max_count)
-        out[given, base + NUM_TYPES] = 1.0
     return out
 
 

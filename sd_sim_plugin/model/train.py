@@ -30,13 +30,7 @@ from sd_sim_plugin.model.count import fit_count_model
 from sd_sim_plugin.model.denoiser import LatentDenoiser
 from sd_sim_plugin.model.edm import loss_weight, sample_training_sigma
 from sd_sim_plugin.model.evaluate import detection_scores
-from sd_sim_plugin.model.tokens import (
-    DOMAIN_GLOBAL_DIM,
-    NUM_TYPES,
-    drop_tokens,
-    global_token_features,
-    has_domain_flag,
-)
+from sd_sim_plugin.model.tokens import DOMAIN_GLOBAL_DIM, drop_tokens, global_token_features, has_domain_flag
 from sd_sim_plugin.scene.types import Agents
 
 
@@ -253,20 +247,16 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
     feats = np.zeros((b, m, cfg.tokens.agent_dim), np.float32)
     mask = np.zeros((b, m), bool)
     counts = np.zeros(b, np.int64)
-    type_counts = np.full((b, NUM_TYPES), -1, np.int64)  # EXPERIMENT
     for j, i in enumerate(idx):
         n = int(data.num_tokens[i])
         keep, counts[j] = drop_tokens(n, rng) if rng is not None else (np.ones(n, bool), 0)
-        if rng is not None and counts[j] >= 0 and rng.random() < 0.5:
-            kinds = np.asarray(data.tokens[i, :n, -NUM_TYPES:]).argmax(axis=1)
-            type_counts[j] = np.bincount(kinds[~keep], minlength=NUM_TYPES)
         kept = np.asarray(data.tokens[i, :n], np.float32)[keep]
         feats[j, : len(kept)] = kept
         mask[j, : len(kept)] = True
     width = max(int(mask.sum(1).max()), 1)  # trim padding: attention cost grows with the key count
     return (torch.from_numpy(feats[:, :width]), torch.from_numpy(mask[:, :width]),
             torch.from_numpy(global_token_features(counts, cfg.tokens, np.asarray(data.centre_is_ego)[idx],
-                                                   data.real_flags[idx], type_counts)), counts)
+                                                   data.real_flags[idx])), counts)
 
 
 def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions,
@@ -363,10 +353,7 @@ def with_domain_flag(cfg: ModelConfig, out: str | Path, resume: bool) -> ModelCo
         return cfg
     if resume:
         raise SdSimError(f"--domain-flag: {out} was trained without it, so --resume cannot add it")
-    import os  # EXPERIMENT
-    from sd_sim_plugin.model.tokens import TYPE_COUNTS_GLOBAL_DIM
-    width = TYPE_COUNTS_GLOBAL_DIM if os.environ.get("SDSIM_TYPE_COUNTS") else DOMAIN_GLOBAL_DIM
-    return replace(cfg, tokens=replace(cfg.tokens, global_dim=width))
+    return replace(cfg, tokens=replace(cfg.tokens, global_dim=DOMAIN_GLOBAL_DIM))
 
 
 def _widen_global_input(global_dim: int, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
