@@ -20,7 +20,8 @@ was trained without the validation scenes). ``--fold CKPT2 DATA2`` (repeatable) 
 setting is measured with every validation model on its own validation windows and the MMDs are pooled over all of them
 (``folds`` in the output keeps each fold's); ``--per-scene`` adds each source file's MMDs. Run it on validation windows
 (``data/pg_val``, ``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the
-evaluation set. """
+evaluation set.
+"""
 
 from __future__ import annotations
 
