@@ -16,7 +16,8 @@ which vehicles on a lane are turned onto it, ``--ego-flag``, the global token's 
 solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
 config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings over
 it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data when CKPT
-was trained without the validation scenes). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each
+was trained without the validation scenes; ``--vehicles-tolerance T`` writes only a setting whose pooled vehicles ratio
+is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each
 setting is measured with every validation model on its own validation windows and the MMDs are pooled over all of them
 (``folds`` in the output keeps each fold's); ``--per-scene`` adds each source file's MMDs. Run it on validation windows
 (``data/pg_val``, ``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the
@@ -160,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-evals", type=int,
                    help="with --guidance: only settings with at most this many U-Net evaluations per scene (a "
                         "guided step counts twice) are measured and may be written: the speed budget")
+    p.add_argument("--vehicles-tolerance", type=float, metavar="T",
+                   help="with --write: only settings whose pooled vehicles ratio (generated / reference vehicles) is "
+                        "within T of 1 may be written, e.g. 0.1 (the MMDs reward more vehicles)")
     p.add_argument("--write", action="store_true",
                    help="with --guidance: store the setting with the lowest sum of MMDs in the checkpoint")
     p.add_argument("--fold", nargs=2, action="append", default=[], metavar=("CKPT", "DATA"),
@@ -174,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if min(args.seeds, args.limit, args.threads) < 1:
         raise SdSimError("--seeds, --limit and --threads must be at least 1")
+    tolerance = args.vehicles_tolerance
+    if tolerance is not None and (not args.write or not tolerance >= 0):
+        raise SdSimError("--vehicles-tolerance goes with --write and must be >= 0")
     if args.write_to is not None:
         if not args.write:
             raise SdSimError("--write-to goes with --write")
@@ -230,11 +237,14 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
         row.update(measure_folds(folds, cfg, args.seeds, args.per_scene))
-        results.append((sum(row[k] for k in MMD_KEYS), cfg, row))
+        if tolerance is not None and not abs(row["vehicles_ratio"] - 1) <= tolerance:
+            row["not_written"] = f"vehicles ratio outside 1 +- {tolerance:g}"
+        else:
+            results.append((sum(row[k] for k in MMD_KEYS), cfg, row))
         print(json.dumps(row), flush=True)
     if args.write:
         if not results:
-            raise SdSimError(f"--max-evals {args.max_evals}: no setting fits the budget")
+            raise SdSimError(f"no setting fits --max-evals {args.max_evals} and --vehicles-tolerance {tolerance}")
         _, best, row = min(results, key=lambda r: r[0])
         target = args.write_to or Path(args.checkpoint)
         cfg, _ = load_config(target)
@@ -249,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
                   "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "lane_snap_deg": best.lane_snap_deg,
                   "ego_flag": best.ego_flag,
                   "real_flag": best.real_flag, "mirror_left_hand": best.mirror_left_hand,
-                  "mmd": {k: row[k] for k in MMD_KEYS}, "candidates": len(results), "max_evals": args.max_evals}
+                  "mmd": {k: row[k] for k in MMD_KEYS}, "vehicles_ratio": row["vehicles_ratio"],
+                  "candidates": len(results), "max_evals": args.max_evals, "vehicles_tolerance": tolerance}
         save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
                     {"guidance": chosen})
         print(f"wrote {best.sampler_steps} {best.sampler} steps, guidance {best.guidance_scale:g} at sigma in "

@@ -878,6 +878,26 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     with pytest.raises(SdSimError, match="no setting fits"):
         sweep([str(ckpt), str(tmp_path / "val"), "--limit", "1", "--guidance", "2", "--steps", "2",
                "--intervals", "0:80", "--max-evals", "3", "--write"])
+    # the vehicles ratio bounds what may be written: measured and printed, but not a candidate when outside
+    capsys.readouterr()
+    written = load_config(ckpt)[0]
+    ratio_args = [str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1,3", "--steps", "2", "--write"]
+    sweep([*ratio_args[:-1]])  # measure only: the two ratios
+    ratios = [json.loads(line)["vehicles_ratio"] for line in capsys.readouterr().out.splitlines()
+              if line.startswith("{")]
+    tight = min(abs(r - 1) for r in ratios) / 2  # admits no setting unless one draws exactly the logs' vehicles
+    admitted = sum(abs(r - 1) <= tight for r in ratios)
+    if admitted:
+        sweep([*ratio_args, "--vehicles-tolerance", str(tight)])
+    else:
+        with pytest.raises(SdSimError, match="no setting fits --max-evals None and --vehicles-tolerance"):
+            sweep([*ratio_args, "--vehicles-tolerance", str(tight)])
+        assert load_config(ckpt)[0] == written
+    assert capsys.readouterr().out.count('"not_written"') == len(ratios) - admitted
+    sweep([*ratio_args, "--vehicles-tolerance", "100"])
+    assert load_config(ckpt)[1]["guidance"]["vehicles_tolerance"] == 100.0
+    with pytest.raises(SdSimError, match="--vehicles-tolerance goes with --write"):
+        sweep(ratio_args[:-1] + ["--vehicles-tolerance", "0.1"])
 
 
 def test_auto_precision_is_float32_without_native_bfloat16(monkeypatch):
