@@ -17,11 +17,10 @@ solver instead, and ``--write`` stores the setting with the lowest sum of the th
 config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings over
 it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data when CKPT
 was trained without the validation scenes; ``--vehicles-tolerance T`` writes only a setting whose pooled vehicles ratio
-is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each
-setting is measured with every validation model on its own validation windows and the MMDs are pooled over all of them
-(``folds`` in the output keeps each fold's); ``--per-scene`` adds each source file's MMDs. Run it on validation windows
-(``data/pg_val``, ``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the
-evaluation set.
+is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each setting is measured with every
+validation model on its own validation windows and the MMDs are pooled over all of them (``folds`` in the output keeps
+each fold's); ``--per-scene`` adds each source file's MMDs. Run it on validation windows (``data/pg_val``,
+``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the evaluation set.
 """
 
 from __future__ import annotations
@@ -216,10 +215,11 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:
-        if (args.write or args.write_to or args.contrast or args.solver or args.steps or args.offroad or args.misaligned
-                or args.lane_snap or args.ego_flag or args.real_flag or args.mirror_left or args.max_evals is not None):
-            raise SdSimError("--write, --write-to, --contrast, --solver, --steps, --offroad, --misaligned, --lane-snap, "
-                             "--ego-flag, --real-flag, --mirror-left and --max-evals go with --guidance")
+        if (args.write or args.write_to or args.contrast or args.solver or args.steps or args.offroad
+                or args.misaligned or args.lane_snap or args.ego_flag or args.real_flag or args.mirror_left
+                or args.max_evals is not None):
+            raise SdSimError("--write, --write-to, --contrast, --solver, --steps, --offroad, --misaligned, "
+                             "--lane-snap, --ego-flag, --real-flag, --mirror-left and --max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
     for cfg in settings:
@@ -264,8 +264,9 @@ def main(argv: list[str] | None = None) -> None:
         save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
                     {"guidance": chosen})
         print(f"wrote {best.sampler_steps} {best.sampler} steps, guidance {best.guidance_scale:g} at sigma in "
-              f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}] against {best.guidance_contrast}, off-road vehicle scale "
-              f"{best.offroad_vehicle_scale:g}, misaligned vehicle scale {best.misaligned_vehicle_scale:g}, "
+              f"({best.guidance_interval[0]:g}, {best.guidance_interval[1]:g}] against {best.guidance_contrast}, "
+              f"off-road vehicle scale {best.offroad_vehicle_scale:g}, misaligned vehicle scale "
+              f"{best.misaligned_vehicle_scale:g}, "
               f"lane alignment {best.lane_snap_deg:g} degrees, ego flag {int(best.ego_flag)}, real flag "
               f"{int(best.real_flag)}, mirror left-hand maps {int(best.mirror_left_hand)} to {target}/config.json")
 

@@ -268,8 +268,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
     ``unet_channels`` (else the folder's U-Net widths); ``mirror_left_hand`` records that ``train`` was cached with
     left-hand windows mirrored (``ModelConfig.mirror_left_hand``); ``domain_flag`` gives a new or fine-tuned stage 2
     the global token's real-data feature (a fine-tune's starting weights take it with a zero weight, so they start
-    as they were); config.json is only
-    rewritten when the first weights are published, so a run that fails early leaves the folder as it was.
+    as they were); config.json is only rewritten when the first weights are published, so a run that fails early
+    leaves the folder as it was.
     """
     out = Path(out)
     torch.manual_seed(opts.seed)

@@ -868,8 +868,8 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--lane-snap", "200"])
     with pytest.raises(SdSimError, match="sweep setting: guidance_contrast 'pg' is not one of count, domain"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--contrast", "pg"])
-    with pytest.raises(SdSimError, match="--write, --write-to, --contrast, --solver, --steps, --offroad, --misaligned, "
-                                         "--lane-snap, --ego-flag, --real-flag, --mirror-left and"):
+    with pytest.raises(SdSimError, match="--write, --write-to, --contrast, --solver, --steps, --offroad, "
+                                         "--misaligned, --lane-snap, --ego-flag, --real-flag, --mirror-left and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--mirror-left '2'"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--mirror-left", "2"])
