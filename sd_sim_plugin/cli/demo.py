@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from sd_sim_plugin.errors import SdSimError
+from sd_sim_plugin.scene.tokens import Density, density_json, parse_density
 from sd_sim_plugin.sim.config import ACTOR_MODES, DEFAULT_GENERATOR
 
 DEMO_MAP = "SXSCS"  # MetaDrive block sequence: straight, intersection, straight, curve, straight
@@ -31,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default outputs/demo)")
     p.add_argument("--actor-mode", choices=ACTOR_MODES, default="idm",
                    help="generated agents replay their trajectories or drive with IDM (default idm)")
-    p.add_argument("--density", type=int, help="agents to add per scene (default: the generator chooses)")
+    p.add_argument("--density", help="agents to add per scene, N of any types or per type, e.g. vehicle=10,pedestrian=2 "
+                                     "(default: the generator chooses)")
     p.add_argument("--max-steps", type=int, default=200, help="steps per episode at 10 Hz (default 200 = 20 s)")
     p.set_defaults(func=run)
 
@@ -40,7 +42,12 @@ def _settings(args: argparse.Namespace) -> dict:
     """The settings that make episodes comparable (a resumed run must use the same)."""
     generator = args.generator or ("diffusion" if args.checkpoint else DEFAULT_GENERATOR)
     return {"generator": generator, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
-            "actor_mode": args.actor_mode, "density": args.density, "max_steps": args.max_steps, "map": DEMO_MAP}
+            "actor_mode": args.actor_mode, "density": density_json(_density(args)), "max_steps": args.max_steps, "map": DEMO_MAP}
+
+
+def _density(args: argparse.Namespace) -> Density:
+    """The parsed ``--density``."""
+    return None if args.density is None else parse_density(args.density)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1 or args.max_steps < 1:
         raise SdSimError("--episodes and --max-steps must be >= 1")
     out: Path = args.out
+    density = _density(args)
     settings = _settings(args)
     settings_file = out / "settings.json"
     if settings_file.exists() and json.loads(settings_file.read_text()) != settings:
@@ -67,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if todo:
         # Built before anything is written, so a bad generator or checkpoint leaves no half-made folder behind.
         env = ScenarioDiffusionEnv(generator=args.generator, checkpoint=str(args.checkpoint) if args.checkpoint else None,
-                                   actor_mode=args.actor_mode, density=args.density, agent_policy=IDMPolicy,
+                                   actor_mode=args.actor_mode, density=density, agent_policy=IDMPolicy,
                                    map=DEMO_MAP, num_scenarios=1, horizon=args.max_steps)
         try:
             episodes_dir.mkdir(parents=True, exist_ok=True)

@@ -143,8 +143,9 @@ def run(args: argparse.Namespace) -> int:
             if base == "diffusion" and args.guidance is not None:
                 extra["guidance"] = args.guidance
             types = harness.generated_types(generator)
-            if types != (AgentType.VEHICLE,):
+            if types != (AgentType.VEHICLE,):  # a vehicle count alone is the same request in either protocol
                 extra["density_types"] = [int(t) for t in types]
+                extra["density"] = harness.DENSITY_PROTOCOL
             key = harness.settings_key(generator=name, checkpoint=weights, seed=args.seed, limit=args.limit,
                                        data=str(eval_set.path.resolve()), scenes=len(eval_set.scenes), **extra)
             with tqdm(total=len(eval_set.scenes), desc=f"{eval_set.name}: {name}", unit="scene",

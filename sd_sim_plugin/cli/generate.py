@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 
 from sd_sim_plugin.errors import SdSimError
-from sd_sim_plugin.scene.tokens import AgentToken
+from sd_sim_plugin.scene.tokens import AgentToken, parse_density
 from sd_sim_plugin.scene.types import Agents, MapGeometry
 
 MAP_RADIUS_M = 60.0  # crop of the map around the ego: covers the 80 m x 80 m raster with margin
@@ -24,8 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "from a trusted source, logged ego at FRAME, default mid-log).")
     p.add_argument("--map", required=True, help="pg:SEED or scenarionet:FILE[@FRAME]")
     p.add_argument("--tokens", type=Path, help="YAML or JSON list of agent tokens (x, y, heading, ... in the ego frame)")
-    p.add_argument("--density", type=int, help="global scene token: agents to add beyond the tokens (default: model "
-                                               "chooses)")
+    p.add_argument("--density",
+                   help="global scene token: agents to add beyond the tokens, N of any types or per type, e.g. "
+                        "vehicle=10,pedestrian=2 (default: the model chooses)")
     p.add_argument("-n", "--count", type=int, default=8, help="number of scenes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", type=Path, help="checkpoint folder (default: checkpoints/default)")
@@ -105,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the model, resolve the map, generate and write the scenes."""
     if args.count < 1:
         raise SdSimError(f"-n must be at least 1 (got {args.count})")
-    if args.density is not None and args.density < 0:
-        raise SdSimError(f"--density must be >= 0 (got {args.density})")
+    density = None if args.density is None else parse_density(args.density)
     kind, _, value = args.map.partition(":")
     if kind not in ("pg", "scenarionet") or not value:
         raise SdSimError(f"--map {args.map!r}: expected pg:SEED or scenarionet:FILE[@FRAME]")
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     generator = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT,
                                                                guidance_scale=args.guidance)
     geometry, ego = pg_map(int(value)) if kind == "pg" else scenarionet_map(value)
-    scenes = generator.generate(geometry, ego=ego, agent_tokens=tokens, density=args.density, seed=args.seed,
+    scenes = generator.generate(geometry, ego=ego, agent_tokens=tokens, density=density, seed=args.seed,
                                 count=args.count)
     args.out.mkdir(parents=True, exist_ok=True)
     for i, scene in enumerate(scenes):

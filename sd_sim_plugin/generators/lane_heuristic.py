@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sd_sim_plugin.scene.geometry import boxes_overlap, resample_polyline
-from sd_sim_plugin.scene.tokens import AgentToken, TurnClass
+from sd_sim_plugin.scene.tokens import AgentToken, Density, TurnClass, density_by_type, total_density
 from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, Scene, wrap_angle
 
 BOX_HALF_EXTENT_M = 40.0  # the 80 m x 80 m box of the BEV raster
@@ -171,8 +171,10 @@ class LaneHeuristicGenerator:
         self._network: tuple[MapGeometry, _LaneNetwork] | None = None
 
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
-                 density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
+                 density: Density = None, seed: int = 0, count: int = 1) -> list[Scene]:
         """``count`` scenes: agent tokens first, then ``density`` lane-placed vehicles (None: Poisson by lane length)."""
+        density_by_type(density, (AgentType.VEHICLE,))  # refuses types it cannot make
+        density = total_density(density)
         rng = np.random.default_rng(seed)
         if self._network is None or self._network[0] is not map:  # callers often reuse one map: keep its lanes
             self._network = (map, _LaneNetwork(map))

@@ -18,7 +18,7 @@ import hashlib
 import numpy as np
 
 from sd_sim_plugin.errors import SdSimError
-from sd_sim_plugin.scene.tokens import AgentToken
+from sd_sim_plugin.scene.tokens import AgentToken, Density
 from sd_sim_plugin.scene.types import Agents, MapGeometry, Scene
 
 
@@ -67,7 +67,7 @@ class LogGenerator:
         return others or [i for i in range(len(self.scenes)) if i != own]
 
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
-                 density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
+                 density: Density = None, seed: int = 0, count: int = 1) -> list[Scene]:
         """``count`` scenes holding the agents of the matching (``same``) or a random other (``random``) log scene."""
         own = self._by_id.get(id(map))
         if own is None or self.scenes[own].map is not map:

@@ -22,7 +22,7 @@ import numpy as np
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.generators.log import map_fingerprint
 from sd_sim_plugin.scene.geometry import boxes_overlap
-from sd_sim_plugin.scene.tokens import AgentToken
+from sd_sim_plugin.scene.tokens import AgentToken, Density
 from sd_sim_plugin.scene.transform import Pose2D, agents_to_local
 from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, Scene
 from sd_sim_plugin.sources.tracks import Tracks, WindowConfig, resample
@@ -61,7 +61,7 @@ class MetaDriveTrafficGenerator:
         self._episode_s[seed] = max(self._episode_s.get(seed, 0.0), end)
 
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
-                 density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
+                 density: Density = None, seed: int = 0, count: int = 1) -> list[Scene]:
         """``count`` scenes of MetaDrive traffic on a registered PG window's map (one traffic seed each)."""
         window = self.windows.get(map_fingerprint(map))
         if window is None:

@@ -2,14 +2,17 @@
 
 For each evaluation set (a dataset folder) and each generator, three generation modes per reference scene:
 - ``density_reference``: ego given, no tokens, density = the global token taken from the reference: its count of
-  the agent types the generator makes (vehicles for the baselines; vehicles, pedestrians and cyclists for the
-  diffusion model, whose global token counts every agent) (the realism numbers);
+  each agent type the generator makes (vehicles for the baselines; vehicles, pedestrians and cyclists for the
+  diffusion model), so every generator is asked for the reference's vehicles (the realism numbers);
 - ``density_free``: ego given, no tokens, density None (the generator picks the count);
-- ``tokens``: half of the reference's vehicles (drawn per scene) given as agent tokens, density = the rest (of the
-  generator's types).
+- ``tokens``: half of the reference's vehicles (drawn per scene) given as agent tokens, density = the rest (per
+  type, of the generator's types).
 Realism and counts are measured on vehicles in every mode.
 Generated scenes are stored per (set, generator, mode) as shards under ``OUT/generated``, so a rerun with the same
 settings skips finished generation (resume).
+
+Until the fifteenth session the diffusion model was asked for the reference's count of all its types together
+(``DENSITY_PROTOCOL`` "total"), which it split between types as it liked; stored generation says which it used.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.metrics.selection import ego_box, scene_agents, scene_vehicles
 from sd_sim_plugin.metrics.suite import LaneCache, SceneStats, compare, scene_stats, summarise
 from sd_sim_plugin.metrics.token_following import summarise_token_following, token_following
-from sd_sim_plugin.scene.tokens import AgentToken, tokens_from_agents
+from sd_sim_plugin.scene.tokens import AgentToken, tokens_from_agents, total_density
 from sd_sim_plugin.scene.types import Agents, AgentType, Scene
 
 MODES = ("density_reference", "density_free", "tokens")
+DENSITY_PROTOCOL = "per_type"  # part of the stored generation's key: scenes generated under "total" are not reused
 TOKEN_KEEP_PROBABILITY = 0.5
 
 
@@ -86,18 +90,20 @@ def generated_types(generator) -> tuple[AgentType, ...]:
     return tuple(getattr(generator, "agent_types", (AgentType.VEHICLE,)))
 
 
-def reference_density(reference: Scene, types: tuple[AgentType, ...]) -> int:
-    """The global token taken from the reference: its agents in view of the types the generator makes."""
-    return len(scene_agents(reference, types))
+def reference_density(reference: Scene, types: tuple[AgentType, ...]) -> dict[AgentType, int]:
+    """The global token taken from the reference: its agents in view of each type the generator makes."""
+    agents = scene_agents(reference, types)
+    return {t: int(np.sum(agents.types == int(t))) for t in types}
 
 
 def token_request(reference: Scene, seed: int, types: tuple[AgentType, ...] = (AgentType.VEHICLE,)
-                  ) -> tuple[list[AgentToken], int]:
+                  ) -> tuple[list[AgentToken], dict[AgentType, int]]:
     """Agent tokens for about half of the reference's vehicles (drawn with ``seed``) and the density of the rest
-    (the other vehicles, plus the reference's agents of the other ``types``)."""
+    per type (the other vehicles, and the reference's agents of the other ``types``)."""
     vehicles = scene_vehicles(reference)
     keep = np.random.default_rng([seed, 17]).random(len(vehicles)) < TOKEN_KEEP_PROBABILITY
-    rest = reference_density(reference, types) - int(keep.sum())
+    rest = reference_density(reference, types)
+    rest[AgentType.VEHICLE] = rest.get(AgentType.VEHICLE, 0) - int(keep.sum())
     return tokens_from_agents(vehicles.select(keep), reference.horizon), rest
 
 
@@ -145,7 +151,7 @@ def measure(result: GeneratorResult, references: list[Scene], ref_stats: list[Sc
     tokens = []
     for i, (ref, gen) in enumerate(zip(references, result.generated["tokens"])):
         request, rest = token_request(ref, seed * 1_000_003 + i, types)
-        tokens.append(token_following(request, rest, gen.agents, gen.horizon))
+        tokens.append(token_following(request, total_density(rest), gen.agents, gen.horizon))
     free_cmp = compare(free, ref_stats)
     result.metrics = {
         **compare(main, ref_stats),

@@ -102,11 +102,13 @@ def drivable_cells(map_raster: np.ndarray, cfg: ModelConfig) -> np.ndarray:
 
 def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | None = None,
                         count: int | None = None, drivable: np.ndarray | None = None,
-                        lanes: LaneIndex | None = None) -> Agents:
+                        lanes: LaneIndex | None = None, type_counts: np.ndarray | None = None) -> Agents:
     """One decoder output (proposal_channels, G, G) -> agents, most probable first: peaks, overlap removal.
 
     Without ``count``, peaks at or above the existence threshold are kept. With ``count`` (the number of agents the
-    caller asked for), the ``count`` most probable peaks above ``MIN_COUNT_PROB`` are kept instead. ``drivable``
+    caller asked for), the ``count`` most probable peaks above ``MIN_COUNT_PROB`` are kept instead; with
+    ``type_counts`` as well ((NUM_TYPES,): how many of each agent type, summing to ``count``), the most probable
+    peaks of each type, as many as asked for of it (fewer where the network proposes fewer). ``drivable``
     ((G, G) bool, :func:`drivable_cells`) ranks vehicle proposals off it by their score times the config's
     ``offroad_vehicle_scale``; ``lanes`` turns every vehicle and cyclist proposal within ``lane_snap_deg`` of a
     lane's heading onto it (:func:`align_to_lanes`, before overlap removal, so that the kept boxes and trajectories
@@ -152,7 +154,10 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale,
                            other_poses=np.delete(traj, t0, axis=1) if cfg.trajectory_overlap else None)
     keep = keep[np.argsort(-score[keep], kind="stable")]
-    if count is not None and not np.array_equal(score, raw):
+    if count is not None and type_counts is not None:
+        chosen = np.concatenate([keep[types[keep] == t][:int(type_counts[t])] for t in range(NUM_TYPES)])
+        keep = keep[np.isin(keep, chosen)]
+    elif count is not None and not np.array_equal(score, raw):
         # The priors re-rank vehicles among vehicles: the type mix of the count asked for stays the network's, so a
         # demoted vehicle gives its place to another vehicle, not to a pedestrian.
         first = keep[np.argsort(-raw[keep], kind="stable")][:count]

@@ -11,7 +11,7 @@ import torch
 
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.model.autoencoder import AgentAutoencoder
-from sd_sim_plugin.model.boxes import drivable_cells, proposals_to_agents
+from sd_sim_plugin.model.boxes import NUM_TYPES, drivable_cells, proposals_to_agents
 from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, load_weights
 from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import expected_count
@@ -21,7 +21,7 @@ from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.handedness import mirror_agents, mirror_map, mirror_token, traffic_side
-from sd_sim_plugin.scene.tokens import AgentToken
+from sd_sim_plugin.scene.tokens import AgentToken, Density, density_by_type, density_json, total_density
 from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, Scene, wrap_angle
 
 DEFAULT_EGO_SIZE = (4.5, 1.9)  # length, width used when the caller gives no ego
@@ -102,14 +102,16 @@ class ScenarioDiffusionGenerator:
     def sample_agents(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
                       seed: int = 0, steps: int | None = None, exact_count: bool = True,
                       centre_is_ego: np.ndarray | bool = True, real: np.ndarray | bool = False,
-                      lanes: Sequence[LaneIndex | None] | None = None) -> list[Agents]:
+                      lanes: Sequence[LaneIndex | None] | None = None,
+                      type_counts: np.ndarray | None = None) -> list[Agents]:
         """Batched core: map rasters (B, C_m, H, W), token features / mask, global counts (B,) -> agents per scene.
 
         ``centre_is_ego`` and ``real`` are the global token's flags: :meth:`generate` passes the config's
         ``ego_flag`` and ``real_flag``; training validation passes each window's own values.
 
         With ``exact_count``, a scene whose global token is set keeps its (tokens + count) most probable boxes
-        rather than those above the existence threshold. ``lanes`` (one per scene) turns proposals onto their lane's
+        rather than those above the existence threshold; ``type_counts`` ((B, NUM_TYPES), tokens included) says how
+        many of each agent type, while the global token still gets the total. ``lanes`` (one per scene) turns proposals onto their lane's
         heading (``lane_snap_deg``) before overlap removal, and lets ``misaligned_vehicle_scale`` rank proposals
         standing across a lane behind the aligned ones.
         """
@@ -139,9 +141,11 @@ class ScenarioDiffusionGenerator:
         wanted = mask.sum(dim=1).cpu().numpy() + counts
         rasters = maps.cpu().numpy() if self.cfg.offroad_vehicle_scale != 1.0 else [None] * b
         lanes = lanes if lanes is not None else [None] * b
+        per_type = type_counts if type_counts is not None else [None] * b
         return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None,
-                                    drivable=None if m is None else drivable_cells(m, self.cfg), lanes=ln)
-                for p, w, c, m, ln in zip(proposals, wanted, counts, rasters, lanes, strict=True)]
+                                    drivable=None if m is None else drivable_cells(m, self.cfg), lanes=ln,
+                                    type_counts=None if n is None else np.asarray(n))
+                for p, w, c, m, ln, n in zip(proposals, wanted, counts, rasters, lanes, per_type, strict=True)]
 
     def _traced_unet(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
         """The U-Net traced and frozen once, on the first batch's shapes (any batch size and token count after);
@@ -175,8 +179,11 @@ class ScenarioDiffusionGenerator:
         return denoise
 
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
-                 density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
-        """Generate ``count`` scenes on ``map`` (ego frame); agents overlapping the ego are dropped."""
+                 density: Density = None, seed: int = 0, count: int = 1) -> list[Scene]:
+        """Generate ``count`` scenes on ``map`` (ego frame); agents overlapping the ego are dropped.
+
+        A per-type ``density`` is exact per type without agent tokens; with them, the total is exact and the type
+        mix of the agents beyond the tokens follows the request as far as the tokens' matches allow."""
         if self.cfg.mirror_left_hand and traffic_side(map) == "left":
             # the model was trained on right-hand traffic: generate the mirror image and mirror the agents back
             scenes = self._generate(mirror_map(map), None if ego is None else mirror_agents(ego),
@@ -186,20 +193,27 @@ class ScenarioDiffusionGenerator:
         return self._generate(map, ego, agent_tokens, density, seed, count)
 
     def _generate(self, map: MapGeometry, ego: Agents | None, agent_tokens: list[AgentToken] | None,
-                  density: int | None, seed: int, count: int) -> list[Scene]:
+                  density: Density, seed: int, count: int) -> list[Scene]:
         maps = torch.from_numpy(rasterise_map(map, self.raster)).to(self.device)[None].expand(count, -1, -1, -1)
         tokens = list(agent_tokens or [])[: self.cfg.tokens.max_tokens]
         feats = torch.from_numpy(agent_token_features(tokens, self.cfg.tokens))
         if len(tokens) == 0:
             feats = torch.zeros(1, self.cfg.tokens.agent_dim)
         mask = torch.full((count, len(feats)), bool(tokens))
-        counts = np.full(count, UNSET if density is None else max(int(density), 0), np.int64)
+        per_type, total = density_by_type(density, self.agent_types), total_density(density)
+        counts = np.full(count, UNSET if total is None else total, np.int64)
+        type_counts = None
+        if per_type is not None:
+            wanted = np.bincount([int(t.agent_type) for t in tokens], minlength=NUM_TYPES)
+            wanted += [per_type.get(t, 0) for t in AgentType]
+            type_counts = np.broadcast_to(wanted, (count, NUM_TYPES))
         if density is None and self.cfg.count_coefficients:  # the count model picks how many agents fit this map
             expected = expected_count(self.cfg.count_coefficients, maps[:1].cpu().numpy())[0]
             counts = np.maximum(np.random.default_rng([int(seed), 1]).poisson(expected, count) - len(tokens), 0)
         lanes = LaneIndex(map) if self.cfg.lane_snap_deg > 0 and map.num_lanes else None
         agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed,
-                                    centre_is_ego=self.cfg.ego_flag, real=self.cfg.real_flag, lanes=[lanes] * count)
+                                    centre_is_ego=self.cfg.ego_flag, real=self.cfg.real_flag, lanes=[lanes] * count,
+                                    type_counts=type_counts)
         ego_box = _ego_box(ego, self.horizon)
         scenes = []
         for i, a in enumerate(agents):
@@ -214,7 +228,7 @@ class ScenarioDiffusionGenerator:
             a.ids = [f"gen_{j}" for j in range(len(a))]
             scenes.append(Scene(map=map, agents=a, horizon=self.horizon, ego_index=-1,
                                 meta={"generator": self.name, "seed": int(seed), "index": i,
-                                      "density": density,
+                                      "density": density_json(density),
                                       "extra_agents": None if counts[i] == UNSET else int(counts[i]),
                                       "num_tokens": len(tokens)}))
         return scenes

@@ -3,8 +3,8 @@
 Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 --intervals 1:10 --steps 4,6
 --offroad 1,0.3 --misaligned 1,0 --lane-snap 20,90 --mirror-left 0,1 --fold CKPT2 DATA2 --write]``.
 
-For each setting, generates one scene per reference window (density = the reference's agent count, the reference's ego
-given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU time per
+For each setting, generates one scene per reference window (density = the reference's count of each agent type, as
+``sd-sim eval`` asks; ``--density total``: of all types together; the reference's ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU time per
 scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles) and ``vehicles_ratio``,
 generated over reference vehicles: the MMD estimator scores larger generated sets lower, and the global token counts
 every agent type, so a setting can lower the MMDs by changing the type mix. By default it sweeps solvers and step
@@ -43,21 +43,24 @@ from sd_sim_plugin.model.checkpoint import load_config, save_config
 from sd_sim_plugin.model.config import SAMPLING_CHOICE, ModelConfig
 from sd_sim_plugin.model.edm import karras_sigmas, network_evaluations
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
+from sd_sim_plugin.scene.tokens import total_density
 from sd_sim_plugin.scene.types import Scene
 
 SAMPLER_SETTINGS = (("euler", 6), ("euler", 10), ("heun", 5), ("heun", 10), ("dpmpp2m", 4), ("dpmpp2m", 5),
                     ("dpmpp2m", 6), ("dpmpp2m", 8), ("dpmpp2m", 10), ("dpmpp2m", 20))
 MMD_KEYS = ("position", "heading_vector", "velocity")
+DENSITY_CHOICES = ("per-type", "total")
 # What a sweep setting sets on every fold's own config: the sampling choice and the handedness convention (which a
 # model trained with ``--mirror-left-hand`` needs, and a model trained without it may still be sampled with).
 SWEPT = (*SAMPLING_CHOICE, "mirror_left_hand")  # not trajectory_overlap: the target keeps its own
 
 
 def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: list[Scene], seeds: int = 1,
-                    per_scene: bool = False) -> dict:
+                    per_scene: bool = False, per_type: bool = True) -> dict:
     """MMDs (mean over ``seeds`` samplings) and CPU ms per scene of ``gen`` sampling with ``cfg`` on every
-    reference's map (seed = its index, plus 1,000,003 per extra sampling); with ``per_scene``, also the MMDs of each
-    source file's windows on their own (``scenes``)."""
+    reference's map (seed = its index, plus 1,000,003 per extra sampling), asked for the reference's count of each
+    agent type (``per_type``) or of all together; with ``per_scene``, also the MMDs of each source file's windows on
+    their own (``scenes``)."""
     gen.cfg = cfg
     files = sorted({str(r.meta.get("file", "")) for r in refs}) if per_scene else []
     mmds, used, cpu, by_file, vehicles = [], [], 0.0, {f: [] for f in files}, []
@@ -66,7 +69,8 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
         for i, ref in enumerate(refs):
             start = time.process_time()
             ego = ref.agents.select(np.array([ref.ego_index]))
-            out += gen.generate(ref.map, ego=ego, density=reference_density(ref, gen.agent_types),
+            density = reference_density(ref, gen.agent_types)
+            out += gen.generate(ref.map, ego=ego, density=density if per_type else total_density(density),
                                 seed=round_ * 1_000_003 + i)
             cpu += time.process_time() - start
         result = evaluate(out, refs)
@@ -88,12 +92,12 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
 
 
 def measure_folds(folds: list[tuple[ScenarioDiffusionGenerator, ModelConfig, list[Scene]]], setting: ModelConfig,
-                  seeds: int = 1, per_scene: bool = False) -> dict:
+                  seeds: int = 1, per_scene: bool = False, per_type: bool = True) -> dict:
     """:func:`measure_setting` on every (validation model, its own config, its validation windows) with the
     sampling choice of ``setting``, pooled: MMDs weighted by the scenes each fold scored, CPU time by its windows;
     with ``per_scene``, each source file's MMDs too (``scenes``: position, heading, velocity)."""
-    rows = [measure_setting(gen, replace(own, **{n: getattr(setting, n) for n in SWEPT}), refs, seeds, per_scene)
-            for gen, own, refs in folds]
+    rows = [measure_setting(gen, replace(own, **{n: getattr(setting, n) for n in SWEPT}), refs, seeds, per_scene,
+                            per_type) for gen, own, refs in folds]
     used = np.array([r["scenes_used"] for r in rows], np.float64)
     windows = np.array([len(refs) for _, _, refs in folds], np.float64)
     pooled = {k: round(float(np.dot(used, [r[k] for r in rows]) / used.sum()), 4) for k in MMD_KEYS}
@@ -171,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-scene", action="store_true",
                    help="also print each source file's MMDs on its own windows (a diagnosis: which scenes a setting "
                         "loses on)")
+    p.add_argument("--density", choices=DENSITY_CHOICES, default="per-type",
+                   help="ask for the reference's count of each agent type, as `sd-sim eval` does (default), or of all "
+                        "types together (what sweeps before the fifteenth session did)")
     p.add_argument("--write-to", type=Path,
                    help="with --write: store it in this checkpoint instead, e.g. the one trained on all the data "
                         "when CKPT was trained without the validation scenes")
@@ -236,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
-        row.update(measure_folds(folds, cfg, args.seeds, args.per_scene))
+        row.update(measure_folds(folds, cfg, args.seeds, args.per_scene, args.density == "per-type"))
         if tolerance is not None and not abs(row["vehicles_ratio"] - 1) <= tolerance:
             row["not_written"] = f"vehicles ratio outside 1 +- {tolerance:g}"
         else:
@@ -260,7 +267,8 @@ def main(argv: list[str] | None = None) -> None:
                   "ego_flag": best.ego_flag,
                   "real_flag": best.real_flag, "mirror_left_hand": best.mirror_left_hand,
                   "mmd": {k: row[k] for k in MMD_KEYS}, "vehicles_ratio": row["vehicles_ratio"],
-                  "candidates": len(results), "max_evals": args.max_evals, "vehicles_tolerance": tolerance}
+                  "candidates": len(results), "max_evals": args.max_evals, "vehicles_tolerance": tolerance,
+                  "density": args.density}
         save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
                     {"guidance": chosen})
         print(f"wrote {best.sampler_steps} {best.sampler} steps, guidance {best.guidance_scale:g} at sigma in "

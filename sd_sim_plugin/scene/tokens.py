@@ -6,12 +6,17 @@ see this type, so they never depend on the model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import IntEnum
 
 import numpy as np
 
+from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, wrap_angle
+
+# The global scene token as a caller gives it: agents to add beyond the agent tokens, in all or per agent type.
+Density = int | Mapping[AgentType, int] | None
 
 
 class TurnClass(IntEnum):
@@ -87,3 +92,63 @@ def tokens_from_agents(agents: Agents, horizon: Horizon) -> list[AgentToken]:
             agent_type=AgentType(int(agents.types[i])),
         ))
     return tokens
+
+
+def density_by_type(density: Density, types: tuple[AgentType, ...] | None = None) -> dict[AgentType, int] | None:
+    """``density`` as {agent type: count} (None for a plain number or None); refuses negative counts, and with
+    ``types`` (what the generator makes) a positive count of any other type."""
+    if density is None or not isinstance(density, Mapping):
+        return None
+    out: dict[AgentType, int] = {}
+    for key, value in density.items():
+        try:
+            agent_type = key if isinstance(key, AgentType) else AgentType[str(key).upper()]
+        except KeyError:
+            names = ", ".join(t.name.lower() for t in AgentType)
+            raise SdSimError(f"density: unknown agent type {key!r} (expected {names})") from None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SdSimError(f"density: {agent_type.name.lower()} must be a whole number of agents >= 0, "
+                             f"got {value!r}")
+        out[agent_type] = out.get(agent_type, 0) + value
+    if types is not None:
+        extra = [t.name.lower() for t, n in out.items() if n and t not in types]
+        if extra:
+            makes = ", ".join(t.name.lower() for t in types)
+            raise SdSimError(f"density asks for {', '.join(extra)}, but this generator makes {makes} only")
+    return out
+
+
+def total_density(density: Density) -> int | None:
+    """How many agents ``density`` asks for in all (None: the generator chooses)."""
+    per_type = density_by_type(density)
+    if per_type is not None:
+        return sum(per_type.values())
+    return None if density is None else max(int(density), 0)
+
+
+def parse_density(text: str) -> Density:
+    """A density from the command line: ``N`` (agents of any types) or ``TYPE=N,...`` (e.g. ``vehicle=10,pedestrian=2``)."""
+    text = text.strip()
+    if "=" not in text:
+        try:
+            value = int(text)
+        except ValueError:
+            raise SdSimError(f"density {text!r}: expected a whole number or TYPE=N pairs such as vehicle=10,"
+                             "pedestrian=2") from None
+        if value < 0:
+            raise SdSimError(f"density must be >= 0 (got {value})")
+        return value
+    pairs: dict[str, int] = {}
+    for item in text.split(","):
+        name, _, number = item.partition("=")
+        try:
+            pairs[name.strip()] = int(number)
+        except ValueError:
+            raise SdSimError(f"density {text!r}: {item.strip()!r} is not TYPE=N with a whole number N") from None
+    return density_by_type(pairs)
+
+
+def density_json(density: Density) -> int | dict[str, int] | None:
+    """``density`` as JSON can hold it: a number, {type name: number} or None."""
+    per_type = density_by_type(density)
+    return density if per_type is None else {t.name.lower(): n for t, n in per_type.items()}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.generators.base import Generator
-from sd_sim_plugin.scene.tokens import AgentToken
+from sd_sim_plugin.scene.tokens import AgentToken, Density, density_by_type
 
 ACTOR_MODES = ("replay", "idm")
 # The shipped checkpoint (checkpoints/default) is the default generator everywhere.
@@ -36,7 +37,7 @@ class SceneRequest:
     """What the generator is asked for on a reset: agent tokens and the density (agents beyond the tokens)."""
 
     agent_tokens: tuple[AgentToken, ...] = ()
-    density: int | None = None
+    density: Density = None
 
     @classmethod
     def make(cls, agent_tokens: Any = None, density: Any = None) -> SceneRequest:
@@ -54,10 +55,12 @@ class SceneRequest:
         return req
 
 
-def _density(value: Any) -> int | None:
-    """A density (number of agents to add) or None."""
+def _density(value: Any) -> Density:
+    """A density (number of agents to add, in all or per agent type) or None."""
     if value is None:
         return None
+    if isinstance(value, Mapping):
+        return density_by_type(value)
     try:
         d = int(value)
     except (TypeError, ValueError):
@@ -75,7 +78,8 @@ class SimConfig:
     - ``generator_options``: keyword arguments for ``make_generator``;
     - ``checkpoint``: a checkpoint folder (implies the "diffusion" generator);
     - ``actor_mode``: "replay" (follow the trajectory, then the lane route) or "idm" (IDM from the generated state);
-    - ``density`` / ``agent_tokens``: the scene request (see :class:`SceneRequest`);
+    - ``density`` / ``agent_tokens``: the scene request (see :class:`SceneRequest`); ``density`` is a number of agents
+      or a mapping from agent type to number (e.g. ``{"vehicle": 10, "pedestrian": 0}``);
     - ``scene_seed``: seeds the env's random stream when no ``reset(seed=...)`` is given (None: fresh entropy);
     - ``map_radius_m``: half-size of the ego-frame map square handed to the generator;
     - ``spawn_clearance_m``: generated agents closer than this to the ego at spawn are removed and counted;
@@ -88,7 +92,7 @@ class SimConfig:
     generator_options: dict = field(default_factory=dict)
     checkpoint: str | None = None
     actor_mode: str = "replay"
-    density: int | None = None
+    density: Density = None
     agent_tokens: list[AgentToken] = field(default_factory=list)
     scene_seed: int | None = None
     map_radius_m: float = 60.0

@@ -18,7 +18,7 @@ import numpy as np
 
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.generators.base import Generator
-from sd_sim_plugin.scene.tokens import AgentToken
+from sd_sim_plugin.scene.tokens import AgentToken, Density
 from sd_sim_plugin.scene.types import Agents, MapGeometry, Scene
 from sd_sim_plugin.specs.fidelity import spec_fidelity
 from sd_sim_plugin.specs.resolve import spec_tokens
@@ -41,7 +41,7 @@ class SpecGenerator:
         self.tokens: list[AgentToken] = []
 
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
-                 density: int | None = None, seed: int = 0, count: int = 1) -> list[Scene]:
+                 density: Density = None, seed: int = 0, count: int = 1) -> list[Scene]:
         """Scenes with the spec's key agents (as agent tokens) and density."""
         if self.spec is None:
             raise SdSimError("SpecGenerator: no spec set")

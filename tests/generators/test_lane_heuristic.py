@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.tokens import AgentToken, TurnClass, tokens_from_agents
-from sd_sim_plugin.scene.types import Agents, Horizon
+from sd_sim_plugin.scene.types import Agents, AgentType, Horizon
 
 
 def _boxes(agents: Agents, t: int) -> np.ndarray:
@@ -20,6 +22,16 @@ def test_density_gives_exact_count(two_way_road):
         scenes = gen.generate(two_way_road, density=density, seed=density, count=3)
         assert [len(s.agents) for s in scenes] == [density] * 3
         assert all(s.ego_index == -1 for s in scenes)
+
+
+def test_per_type_density_takes_the_vehicles_and_refuses_types_it_cannot_make(two_way_road):
+    """A per-type density gives the same scenes as the plain vehicle count; asking for pedestrians is an error."""
+    gen = LaneHeuristicGenerator()
+    plain = gen.generate(two_way_road, density=4, seed=3)[0].agents
+    typed = gen.generate(two_way_road, density={AgentType.VEHICLE: 4, AgentType.PEDESTRIAN: 0}, seed=3)[0].agents
+    np.testing.assert_array_equal(plain.trajectory, typed.trajectory)
+    with pytest.raises(SdSimError, match="asks for pedestrian, but this generator makes vehicle only"):
+        gen.generate(two_way_road, density={"vehicle": 4, "pedestrian": 2})
 
 
 def test_same_seed_same_scene_other_seed_differs(two_way_road):

@@ -57,9 +57,9 @@ def test_token_following_counts_and_speed_errors():
     assert s["speed_mae_now"] == pytest.approx(0.5) and s["speed_mae_future"] == pytest.approx(1.5)
 
 
-def test_reference_density_counts_the_agent_types_the_generator_makes():
+def test_reference_density_counts_each_agent_type_the_generator_makes():
     """The global token taken from a reference counts its vehicles for a vehicle-only generator, and its
-    pedestrians too for one that makes them; the token request's density follows the same rule."""
+    pedestrians too, apart, for one that makes them; the token request's density follows the same rule."""
     from sd_sim_plugin.metrics.harness import generated_types, reference_density, token_request
     from sd_sim_plugin.scene.types import AgentType, MapGeometry, Scene
 
@@ -71,9 +71,11 @@ def test_reference_density_counts_the_agent_types_the_generator_makes():
         agent_types = (AgentType.VEHICLE, AgentType.PEDESTRIAN, AgentType.CYCLIST)
 
     assert generated_types(object()) == (AgentType.VEHICLE,)
-    assert reference_density(scene, generated_types(object())) == 2
-    assert reference_density(scene, generated_types(AllTypes())) == 3
+    V, P, C = AgentType.VEHICLE, AgentType.PEDESTRIAN, AgentType.CYCLIST
+    assert reference_density(scene, generated_types(object())) == {V: 2}
+    assert reference_density(scene, generated_types(AllTypes())) == {V: 2, P: 1, C: 0}
     for seed in range(5):
         tokens, rest = token_request(scene, seed)
         tokens_all, rest_all = token_request(scene, seed, AllTypes.agent_types)
-        assert len(tokens) == len(tokens_all) and len(tokens) + rest == 2 and rest_all == rest + 1
+        assert len(tokens) == len(tokens_all) and len(tokens) + rest[V] == 2
+        assert rest_all == {V: rest[V], P: 1, C: 0}

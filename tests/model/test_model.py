@@ -115,6 +115,29 @@ def test_offroad_vehicle_prior_reranks_vehicles_only(tiny_config):
     assert kept_cell_row(0.01) == kept_cell_row(1.0)
 
 
+def test_type_counts_keep_the_most_probable_peaks_of_each_type(tiny_config):
+    """Asked for one vehicle and two pedestrians, decoding keeps the strongest vehicle and the two strongest
+    pedestrians, though a second vehicle is likelier than both pedestrians; fewer where fewer are proposed."""
+    cfg = tiny_config
+    out = np.zeros((7 + 3 * cfg.num_deltas + 3, cfg.grid, cfg.grid), np.float32)
+    out[0] = -10.0
+    cells = {(4, 4): (6.0, 0), (4, 12): (5.0, 0), (12, 4): (3.0, 1), (12, 12): (2.0, 1), (20, 20): (1.0, 1)}
+    for (r, c), (logit, agent_type) in cells.items():
+        out[0, r, c] = logit
+        out[7 + 3 * cfg.num_deltas + agent_type, r, c] = 5.0
+    out[1], out[3:7] = 1.0, 0.5
+
+    def kept(type_counts):
+        a = proposals_to_agents(out, cfg, count=int(sum(type_counts)), type_counts=np.array(type_counts))
+        return sorted(zip(a.types.tolist(), np.round(a.trajectory[:, cfg.horizon.t0_index, 1]).tolist()))
+
+    y = {col: round(cfg.grid * cfg.cell_m / 2 - (col + 0.5) * cfg.cell_m) for col in (4, 12, 20)}
+    assert proposals_to_agents(out, cfg, count=3).types.tolist() == [0, 0, 1]  # by probability alone
+    assert kept([1, 2, 0]) == sorted([(0, y[4]), (1, y[4]), (1, y[12])])
+    assert kept([0, 3, 0]) == sorted([(1, y[4]), (1, y[12]), (1, y[20])])
+    assert kept([3, 0, 0]) == sorted([(0, y[4]), (0, y[12])])  # two vehicle peaks only: no pedestrian takes the third place
+
+
 def test_misaligned_vehicle_prior_prefers_vehicles_along_their_lane(tiny_config):
     """With a requested count, a likelier vehicle standing across a lane loses its place to one along a lane when the
     misaligned scale is below 1; off the lanes, or at scale 1, the ranking is left alone."""
@@ -520,6 +543,9 @@ def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "no such checkpoint folder" in err[0]
     assert main(["generate", "--map", "mars:1", "--out", str(tmp_path)]) == 2
     assert "expected pg:SEED" in capsys.readouterr().err
+    assert main(["generate", "--map", "pg:1", "--density", "bus=2", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown agent type 'bus'" in err[0]
 
 
 def test_failed_stage_2_start_leaves_the_checkpoint_untouched(trained, tmp_path, capsys):
@@ -545,6 +571,25 @@ def test_tokens_appear_as_described_and_density_sets_the_count(trained, road_sce
                 k = int(np.argmin(d))
                 assert d[k] < 1e-3 and abs(a.trajectory[k, t0, 2] - tok.heading) < 1e-3
                 assert a.length[k] == pytest.approx(tok.length) and a.width[k] == pytest.approx(tok.width)
+
+
+def test_per_type_density_sets_the_count_of_each_type(trained, road_scenes):
+    """Asked for vehicles only, the scene has that many vehicles and nothing else; the global token still gets the
+    total, so the sample is the same as for the plain number; asking for an unknown type is one clear error."""
+    from sd_sim_plugin.scene.types import AgentType
+
+    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    scene = road_scenes[2]
+    for n in (1, 3):
+        typed = gen.generate(scene.map, density={AgentType.VEHICLE: n, AgentType.PEDESTRIAN: 0}, seed=4, count=2)
+        plain = gen.generate(scene.map, density=n, seed=4, count=2)
+        for t, p in zip(typed, plain):
+            assert t.agents.types.tolist() == [int(AgentType.VEHICLE)] * n
+            assert t.meta["density"] == {"vehicle": n, "pedestrian": 0} and p.meta["density"] == n
+            if (p.agents.types == int(AgentType.VEHICLE)).all():  # same sample, same choice
+                np.testing.assert_array_equal(t.agents.trajectory, p.agents.trajectory)
+    with pytest.raises(SdSimError, match="unknown agent type 'truck'"):
+        gen.generate(scene.map, density={"truck": 2})
 
 
 def _keep_right(scene):
@@ -802,6 +847,7 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     assert (cfg.sampler_steps, cfg.guidance_scale, list(cfg.guidance_interval), cfg.offroad_vehicle_scale) == (
         best["steps"], best["guidance"], best["interval"], best["offroad"])
     assert record["guidance"]["windows"] == 3 and record["guidance"]["seeds"] == 2 and "diffusion" in record
+    assert record["guidance"]["density"] == "per-type"
     # chosen with one model (trained without the validation windows), written into another
     other = _copy_ckpt(trained[0], tmp_path / "all_data")
     cfg_other, record_other = load_config(other)
@@ -810,6 +856,9 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
            "--write", "--write-to", str(other)])
     cfg2, record2 = load_config(other)
     assert (cfg2.guidance_scale, cfg2.offroad_vehicle_scale, cfg2.trajectory_overlap) == (3.0, 0.5, True)
+    sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "3", "--steps", "2", "--offroad", "0.5",
+           "--density", "total", "--write", "--write-to", str(other)])
+    assert load_config(other)[1]["guidance"]["density"] == "total"
     assert record2["guidance"]["measured_with"] == str(ckpt) and load_config(ckpt)[0] == cfg
     # the centred-on-ego flag is a sampling choice too: it reaches the model, and the sweep writes its pick
     gen = ScenarioDiffusionGenerator.from_checkpoint(ckpt)

@@ -41,11 +41,12 @@ def test_demo_errors_are_one_line(tmp_path, capsys):
 
 
 def test_demo_default_runs_the_shipped_checkpoint(tmp_path):
-    """The README's main job: no generator flag means the shipped diffusion checkpoint."""
+    """The README's main job: no generator flag means the shipped diffusion checkpoint (here asked for vehicles
+    only, a count per agent type)."""
     out = tmp_path / "demo"
-    assert main(["demo", "--episodes", "1", "--max-steps", "5", "--density", "4", "--out", str(out)]) == 0
+    assert main(["demo", "--episodes", "1", "--max-steps", "5", "--density", "vehicle=4", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["settings"]["generator"] == "diffusion"
+    assert summary["settings"]["generator"] == "diffusion" and summary["settings"]["density"] == {"vehicle": 4}
     episode = summary["episodes"][0]
     # the global scene token asks for 4 agents; overlap with the ego may remove some, none may be invented
     assert 1 <= episode["num_agents"] + episode["num_removed_overlap"] <= 4

@@ -144,6 +144,8 @@ def test_agent_tokens_and_density_reach_the_generator(make_env, placement, agent
     env.set_scene_request(agent_tokens=[token, token], density=None)
     env.reset(seed=0)
     assert len(gen.calls[-1]["agent_tokens"]) == 2 and gen.calls[-1]["density"] is None
+    env.reset(seed=0, options={"density": {"vehicle": 2, "pedestrian": 1}})  # a count per agent type
+    assert gen.calls[-1]["density"] == {AgentType.VEHICLE: 2, AgentType.PEDESTRIAN: 1}
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -151,6 +153,7 @@ def test_agent_tokens_and_density_reach_the_generator(make_env, placement, agent
     ({"checkpoint": "/nonexistent/checkpoint"}, ["/nonexistent/checkpoint", "not found"]),
     ({"generator": "nope"}, ["nope", "lane"]),
     ({"density": -2}, ["density"]),
+    ({"density": {"bus": 2}}, ["density", "unknown agent type 'bus'"]),
 ])
 def test_bad_config_is_one_clear_line(make_env, kwargs, words):
     with pytest.raises(SdSimError) as err:
