@@ -49,7 +49,7 @@ def set_section(name: str, info: dict, results: dict[str, dict], reference: dict
     if skipped:
         out.append("")
     gens = list(results)
-    out += ["### Realism against the reference (density = the reference's count of the agent types the generator "
+    out += ["### Realism against the reference (density = the reference's count of each agent type the generator "
             "makes)", "",
             "Per-scene MMD (Gaussian kernel, TrafficGen estimator) averaged over scenes, and JSD of pooled histograms "
             "(lower is better; 0 = identical). Count r: Pearson correlation of generated and reference vehicles per "

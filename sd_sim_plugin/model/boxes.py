@@ -151,13 +151,11 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     if lanes is not None and len(lanes) and cfg.lane_snap_deg > 0:
         traj = align_to_lanes(traj, lanes, t0, np.deg2rad(cfg.lane_snap_deg),
                               only=types != int(AgentType.PEDESTRIAN))
+    quota = (types, np.asarray(type_counts)) if count is not None and type_counts is not None else None
     keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale,
-                           other_poses=np.delete(traj, t0, axis=1) if cfg.trajectory_overlap else None)
+                           other_poses=np.delete(traj, t0, axis=1) if cfg.trajectory_overlap else None, quota=quota)
     keep = keep[np.argsort(-score[keep], kind="stable")]
-    if count is not None and type_counts is not None:
-        chosen = np.concatenate([keep[types[keep] == t][:int(type_counts[t])] for t in range(NUM_TYPES)])
-        keep = keep[np.isin(keep, chosen)]
-    elif count is not None and not np.array_equal(score, raw):
+    if count is not None and type_counts is None and not np.array_equal(score, raw):
         # The priors re-rank vehicles among vehicles: the type mix of the count asked for stays the network's, so a
         # demoted vehicle gives its place to another vehicle, not to a pedestrian.
         first = keep[np.argsort(-raw[keep], kind="stable")][:count]
@@ -200,10 +198,12 @@ def align_to_lanes(traj: np.ndarray, lanes: LaneIndex, t0: int, max_dev_rad: flo
 
 
 def remove_overlaps(pose: np.ndarray, length: np.ndarray, width: np.ndarray, score: np.ndarray,
-                    scale: float = 1.0, other_poses: np.ndarray | None = None) -> np.ndarray:
+                    scale: float = 1.0, other_poses: np.ndarray | None = None,
+                    quota: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Indices of boxes kept by greedy overlap removal (most probable first), boxes scaled by ``scale``; with
     ``other_poses`` ((K, T, 3): the rest of each trajectory), boxes at their own size that overlap at any common
-    step count too."""
+    step count too. With ``quota`` ((K,) type of each box, (NUM_TYPES,) how many of each type to keep), a box of a
+    type already full is passed over and blocks nothing: a pedestrian nobody asked for must not remove a vehicle."""
     order = np.argsort(-score)
     boxes = np.concatenate([pose[order], length[order, None] * scale, width[order, None] * scale], axis=1)
     hits = boxes_overlap(boxes, boxes)
@@ -213,9 +213,13 @@ def remove_overlaps(pose: np.ndarray, length: np.ndarray, width: np.ndarray, sco
             at_t = np.concatenate([other_poses[order, t], size], axis=1)
             hits |= boxes_overlap(at_t, at_t)
     blocked = np.zeros(len(order), bool)
+    left = None if quota is None else quota[1].astype(np.int64).copy()
     kept: list[int] = []
     for i in range(len(order)):
-        if not blocked[i]:
-            kept.append(i)
-            blocked |= hits[i]
+        if blocked[i] or (left is not None and left[quota[0][order[i]]] <= 0):
+            continue
+        kept.append(i)
+        blocked |= hits[i]
+        if left is not None:
+            left[quota[0][order[i]]] -= 1
     return order[kept]

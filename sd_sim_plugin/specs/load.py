@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from sd_sim_plugin.errors import SdSimError
-from sd_sim_plugin.specs.schema import Spec
+from sd_sim_plugin.specs.schema import DENSITY_TAGS, Spec
 from sd_sim_plugin.specs.yaml_lines import LocatedYaml, format_path, load_yaml_with_lines
 
 
@@ -60,7 +60,7 @@ def describe_errors(exc: ValidationError, located: LocatedYaml, source: str) -> 
     """The first validation error as ``file:line: path: message``, plus how many more there are."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    loc = tuple(first["loc"])
+    loc = tuple(part for part in first["loc"] if part not in DENSITY_TAGS)
     line = located.line_of(loc)
     where = f"{source}:{line}" if line is not None else source
     msg = _message(first)

@@ -46,7 +46,7 @@ class SpecGenerator:
         if self.spec is None:
             raise SdSimError("SpecGenerator: no spec set")
         self.tokens = spec_tokens(self.spec, map)
-        return self.inner.generate(map, ego=ego, agent_tokens=self.tokens, density=self.spec.density, seed=seed,
+        return self.inner.generate(map, ego=ego, agent_tokens=self.tokens, density=self.spec.generator_density(), seed=seed,
                                    count=count)
 
 

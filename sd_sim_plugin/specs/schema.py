@@ -7,9 +7,9 @@ lane. See ``docs/specs.md`` for an annotated example.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from sd_sim_plugin.specs.leaves import Choice, Range, category, number
 
@@ -171,6 +171,36 @@ class OutcomeSpec(_Strict):
                            description="s; a TTC above this (or no closing agent) counts as this")
 
 
+AgentCount = number(0, 64, "agents", integer=True)
+# Union tags: pydantic puts them in error paths; describe_errors leaves them out.
+DENSITY_TAGS = ("count", "by_type")
+
+
+class DensityByType(_Strict):
+    """Agents to add of each agent type (a type left out: none of it)."""
+
+    vehicle: AgentCount = 0
+    cyclist: AgentCount = 0
+    pedestrian: AgentCount = 0
+
+    def counts(self) -> dict[str, int]:
+        """{agent type: count}, every leaf fixed."""
+        values = {name: getattr(self, name) for name in AGENT_TYPES}
+        if any(isinstance(v, Range) for v in values.values()):
+            raise ValueError("density still has a range: resolve the spec first")
+        return values
+
+
+def _density_kind(value: Any) -> str:
+    """Which form a density takes: a count (number or range) or a mapping per agent type."""
+    by_type = isinstance(value, DensityByType) or (isinstance(value, dict) and "range" not in value)
+    return DENSITY_TAGS[1] if by_type else DENSITY_TAGS[0]
+
+
+SpecDensity = Annotated[Union[Annotated[AgentCount, Tag(DENSITY_TAGS[0])],  # noqa: UP007 - tags need Union
+                              Annotated[DensityByType, Tag(DENSITY_TAGS[1])]], Discriminator(_density_kind)]
+
+
 class Spec(_Strict):
     """A scenario spec (version 1)."""
 
@@ -180,7 +210,7 @@ class Spec(_Strict):
     map: MapSpec
     ego: EgoSpec = Field(default_factory=EgoSpec)
     agents: list[AgentSpec] = Field(default_factory=list, max_length=16)
-    density: number(0, 64, "agents", integer=True) | None = None
+    density: SpecDensity | None = None
     duration: number(1.0, 120.0, "s") = 10.0
     outcome: OutcomeSpec = Field(default_factory=OutcomeSpec)
     generator: str | None = Field(default=None, min_length=1, max_length=64)
@@ -219,10 +249,14 @@ class Spec(_Strict):
                              "remove ego.lane, ego.start, ego.speed and ego.turn")
         return self
 
+    def generator_density(self) -> int | dict[str, int] | None:
+        """The density to ask the generator for: a count, {agent type: count} or None (the generator chooses)."""
+        return self.density.counts() if isinstance(self.density, DensityByType) else self.density
+
     def agent_name(self, index: int) -> str:
         """The agent's name, or ``agent<index>`` when it has none."""
         return self.agents[index].name or f"agent{index}"
 
 
-__all__ = ["Spec", "AgentSpec", "Placement", "EgoSpec", "MapSpec", "PGMap", "ScenarioNetMap", "OutcomeSpec",
+__all__ = ["Spec", "DensityByType", "AgentSpec", "Placement", "EgoSpec", "MapSpec", "PGMap", "ScenarioNetMap", "OutcomeSpec",
            "Range", "Choice", "SIZE_PRESETS", "SPEC_VERSION", "MANOEUVRES", "LANES", "AGENT_TYPES", "OBJECTIVES"]

@@ -117,7 +117,8 @@ def test_offroad_vehicle_prior_reranks_vehicles_only(tiny_config):
 
 def test_type_counts_keep_the_most_probable_peaks_of_each_type(tiny_config):
     """Asked for one vehicle and two pedestrians, decoding keeps the strongest vehicle and the two strongest
-    pedestrians, though a second vehicle is likelier than both pedestrians; fewer where fewer are proposed."""
+    pedestrians, though a second vehicle is likelier than both pedestrians; fewer where fewer are proposed; a
+    proposal of a type not asked for removes nothing."""
     cfg = tiny_config
     out = np.zeros((7 + 3 * cfg.num_deltas + 3, cfg.grid, cfg.grid), np.float32)
     out[0] = -10.0
@@ -136,6 +137,10 @@ def test_type_counts_keep_the_most_probable_peaks_of_each_type(tiny_config):
     assert kept([1, 2, 0]) == sorted([(0, y[4]), (1, y[4]), (1, y[12])])
     assert kept([0, 3, 0]) == sorted([(1, y[4]), (1, y[12]), (1, y[20])])
     assert kept([3, 0, 0]) == sorted([(0, y[4]), (0, y[12])])  # two vehicle peaks only: no pedestrian takes the third place
+    # a likelier pedestrian overlapping the second vehicle removes it, unless no pedestrian is asked for
+    out[0, 4, 13], out[7 + 3 * cfg.num_deltas + 1, 4, 13] = 5.5, 5.0
+    assert proposals_to_agents(out, cfg, count=2).types.tolist() == [0, 1]
+    assert kept([2, 0, 0]) == sorted([(0, y[4]), (0, y[12])])
 
 
 def test_misaligned_vehicle_prior_prefers_vehicles_along_their_lane(tiny_config):

@@ -20,6 +20,23 @@ def test_base_spec_parses_with_ranges_and_choices(tmp_path: Path, base_spec: dic
     assert spec.agents[0].speed_2s == 4.0
 
 
+def test_density_per_agent_type_is_a_mapping_of_leaves(base_spec: dict) -> None:
+    """``density`` may give a count per agent type, each a number or a range: ranges are search dimensions, and the
+    generator is asked for every type (a type left out: none)."""
+    from sd_sim_plugin.specs.space import concretize, open_dimensions
+
+    spec = parse_spec(__import__("yaml").safe_dump({**base_spec, "density": {"vehicle": {"range": [2, 9]},
+                                                                             "pedestrian": 1}}))
+    dims = [d.name for d in open_dimensions(spec)]
+    assert dims[-1] == "density.vehicle" and "density" not in dims
+    high = concretize(spec, [1.0] * len(dims))
+    assert high.generator_density() == {"vehicle": 9, "cyclist": 0, "pedestrian": 1}
+    assert parse_spec(spec_to_yaml(spec)) == spec
+    with pytest.raises(ValueError, match="resolve the spec first"):
+        spec.generator_density()
+    assert parse_spec(__import__("yaml").safe_dump({**base_spec, "density": 4})).generator_density() == 4
+
+
 def test_round_trip_through_yaml(base_spec: dict) -> None:
     spec = parse_spec(__import__("yaml").safe_dump(base_spec))
     assert parse_spec(spec_to_yaml(spec)) == spec
@@ -51,6 +68,9 @@ agents:
     ("distance: 20", "distance: 1.0e+400", 10, "agents[0].placement.distance", "finite"),
     ("distance: 20", "distance: '20'", 10, "agents[0].placement.distance", "expected a number"),
     ("name: t", "name: t\nname: u", 3, "name", "key given twice"),
+    ("name: t", "name: t\ndensity: {vehicles: 3}", 3, "density.vehicles", "unknown field"),
+    ("name: t", "name: t\ndensity: {vehicle: 65}", 3, "density.vehicle", "must lie in [0, 64] agents"),
+    ("name: t", "name: t\ndensity: many", 3, "density", "expected a whole number or {range: [lo, hi]}"),
 ])
 def test_error_names_file_line_and_path(tmp_path: Path, old: str, new: str, line: int, path: str, words: str) -> None:
     text = SPEC_TEXT.replace("range: [12, 3]", "range: [3, 12]") if old != "range: [12, 3]" else SPEC_TEXT

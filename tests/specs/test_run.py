@@ -93,7 +93,7 @@ def test_spec_on_a_real_scenarionet_map(dev_data_dir: Path, tmp_path: Path, dump
     spec = {"version": 1, "name": "real_lead", "description": "a lead car brakes on a real map",
             "map": {"scenarionet": {"file": str(dev_data_dir / "sd_waymo_v1.2_eb4b91b10ca94ff2.pkl")}},
             "agents": [{"name": "lead", "placement": {"lane": "ego", "distance": 12.0}, "speed": 8.0, "speed_2s": 2.0}],
-            "density": 2, "duration": 1.0}
+            "density": {"vehicle": 2, "pedestrian": 1}, "duration": 1.0}
     code, stdout, err = run_cli(["run", str(dump_yaml(tmp_path / "real.yaml", spec)), "--episodes", "1",
                                  "--out", str(tmp_path / "o"), "--no-gif", "--no-export"])
     assert code == 0, err
