@@ -10,8 +10,8 @@ import numpy as np
 import yaml
 
 from sd_sim_plugin.errors import SdSimError
-from sd_sim_plugin.scene.tokens import AgentToken, parse_density
-from sd_sim_plugin.scene.types import Agents, MapGeometry
+from sd_sim_plugin.scene.tokens import AgentToken, Density, density_by_type, parse_density, total_density
+from sd_sim_plugin.scene.types import Agents, AgentType, MapGeometry, Scene
 
 MAP_RADIUS_M = 60.0  # crop of the map around the ego: covers the 80 m x 80 m raster with margin
 
@@ -137,4 +137,24 @@ def run(args: argparse.Namespace) -> int:
                          title=f"{args.map} seed {args.seed} #{i}: {len(scene.agents)} agents")
     counts = [len(s.agents) for s in scenes]
     print(f"wrote {len(scenes)} scenes to {args.out} (agents per scene: {counts})")
+    short = shortfall(scenes, density, tokens or [])
+    if short:
+        print(f"note: fewer agents than asked for ({short}): the model proposed no more that fit (proposals "
+              "overlapping each other or the ego are dropped)")
     return 0
+
+
+def shortfall(scenes: list[Scene], density: Density, tokens: list[AgentToken]) -> str:
+    """What the scenes lack against the request (agent tokens included), e.g. "pedestrian: 2 fewer per scene on
+    average"; "" when nothing is missing or the generator chose the count."""
+    per_type = density_by_type(density)
+    if per_type is None:
+        total = total_density(density)
+        if total is None:
+            return ""
+        missing = {"agents": total + len(tokens) - np.mean([len(s.agents) for s in scenes])}
+    else:
+        types = sorted(set(per_type) | {AgentType(k.agent_type) for k in tokens})
+        missing = {t.name.lower(): per_type.get(t, 0) + sum(k.agent_type == t for k in tokens)
+                   - np.mean([np.sum(s.agents.types == int(t)) for s in scenes]) for t in types}
+    return ", ".join(f"{k}: {m:.3g} fewer per scene on average" for k, m in missing.items() if m > 0)
