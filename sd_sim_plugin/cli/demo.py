@@ -32,8 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default outputs/demo)")
     p.add_argument("--actor-mode", choices=ACTOR_MODES, default="idm",
                    help="generated agents replay their trajectories or drive with IDM (default idm)")
-    p.add_argument("--density", help="agents to add per scene, N of any types or per type, e.g. vehicle=10,pedestrian=2 "
-                                     "(default: the generator chooses)")
+    p.add_argument("--density", help="agents to add per scene, N of any types or per type, e.g. "
+                                     "vehicle=10,pedestrian=2 (default: the generator chooses)")
     p.add_argument("--max-steps", type=int, default=200, help="steps per episode at 10 Hz (default 200 = 20 s)")
     p.set_defaults(func=run)
 
@@ -42,7 +42,8 @@ def _settings(args: argparse.Namespace) -> dict:
     """The settings that make episodes comparable (a resumed run must use the same)."""
     generator = args.generator or ("diffusion" if args.checkpoint else DEFAULT_GENERATOR)
     return {"generator": generator, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
-            "actor_mode": args.actor_mode, "density": density_json(_density(args)), "max_steps": args.max_steps, "map": DEMO_MAP}
+            "actor_mode": args.actor_mode, "density": density_json(_density(args)), "max_steps": args.max_steps,
+            "map": DEMO_MAP}
 
 
 def _density(args: argparse.Namespace) -> Density:

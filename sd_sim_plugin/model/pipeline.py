@@ -111,9 +111,9 @@ class ScenarioDiffusionGenerator:
 
         With ``exact_count``, a scene whose global token is set keeps its (tokens + count) most probable boxes
         rather than those above the existence threshold; ``type_counts`` ((B, NUM_TYPES), tokens included) says how
-        many of each agent type, while the global token still gets the total. ``lanes`` (one per scene) turns proposals onto their lane's
-        heading (``lane_snap_deg``) before overlap removal, and lets ``misaligned_vehicle_scale`` rank proposals
-        standing across a lane behind the aligned ones.
+        many of each agent type, while the global token still gets the total. ``lanes`` (one per scene) turns
+        proposals onto their lane's heading (``lane_snap_deg``) before overlap removal, and lets
+        ``misaligned_vehicle_scale`` rank proposals standing across a lane behind the aligned ones.
         """
         b = len(maps)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))

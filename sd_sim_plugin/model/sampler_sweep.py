@@ -4,10 +4,11 @@ Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 -
 --offroad 1,0.3 --misaligned 1,0 --lane-snap 20,90 --mirror-left 0,1 --fold CKPT2 DATA2 --write]``.
 
 For each setting, generates one scene per reference window (density = the reference's count of each agent type, as
-``sd-sim eval`` asks; ``--density total``: of all types together; the reference's ego given) and prints position / heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU time per
-scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles) and ``vehicles_ratio``,
-generated over reference vehicles: the MMD estimator scores larger generated sets lower, and the global token counts
-every agent type, so a setting can lower the MMDs by changing the type mix. By default it sweeps solvers and step
+``sd-sim eval`` asks; ``--density total``: of all types together; the reference's ego given) and prints position /
+heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU time per scene at batch 1
+(``guided_steps``: the sampler steps whose U-Net batch guidance doubles) and ``vehicles_ratio``, generated over
+reference vehicles: the MMD estimator scores larger generated sets lower, so a setting can lower the MMDs by drawing
+more vehicles (with ``--density total``, also by changing the type mix). By default it sweeps solvers and step
 counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``, their noise intervals,
 ``--contrast``, what they guide against, ``--solver``, solvers, ``--steps``, step counts, ``--offroad``, off-road
 vehicle scales, ``--misaligned``, the scales of vehicles standing across a lane, ``--lane-snap``, the angles within

@@ -127,7 +127,7 @@ def total_density(density: Density) -> int | None:
 
 
 def parse_density(text: str) -> Density:
-    """A density from the command line: ``N`` (agents of any types) or ``TYPE=N,...`` (e.g. ``vehicle=10,pedestrian=2``)."""
+    """A density from the command line: ``N`` (agents of any types) or ``TYPE=N,...`` (``vehicle=10,pedestrian=2``)."""
     text = text.strip()
     if "=" not in text:
         try:

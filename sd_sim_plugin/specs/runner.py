@@ -46,8 +46,8 @@ class SpecGenerator:
         if self.spec is None:
             raise SdSimError("SpecGenerator: no spec set")
         self.tokens = spec_tokens(self.spec, map)
-        return self.inner.generate(map, ego=ego, agent_tokens=self.tokens, density=self.spec.generator_density(), seed=seed,
-                                   count=count)
+        return self.inner.generate(map, ego=ego, agent_tokens=self.tokens, density=self.spec.generator_density(),
+                                   seed=seed, count=count)
 
 
 @dataclass

@@ -258,5 +258,6 @@ class Spec(_Strict):
         return self.agents[index].name or f"agent{index}"
 
 
-__all__ = ["Spec", "DensityByType", "AgentSpec", "Placement", "EgoSpec", "MapSpec", "PGMap", "ScenarioNetMap", "OutcomeSpec",
-           "Range", "Choice", "SIZE_PRESETS", "SPEC_VERSION", "MANOEUVRES", "LANES", "AGENT_TYPES", "OBJECTIVES"]
+__all__ = ["Spec", "DensityByType", "AgentSpec", "Placement", "EgoSpec", "MapSpec", "PGMap", "ScenarioNetMap",
+           "OutcomeSpec", "Range", "Choice", "SIZE_PRESETS", "SPEC_VERSION", "MANOEUVRES", "LANES", "AGENT_TYPES",
+           "OBJECTIVES"]

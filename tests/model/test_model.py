@@ -136,7 +136,7 @@ def test_type_counts_keep_the_most_probable_peaks_of_each_type(tiny_config):
     assert proposals_to_agents(out, cfg, count=3).types.tolist() == [0, 0, 1]  # by probability alone
     assert kept([1, 2, 0]) == sorted([(0, y[4]), (1, y[4]), (1, y[12])])
     assert kept([0, 3, 0]) == sorted([(1, y[4]), (1, y[12]), (1, y[20])])
-    assert kept([3, 0, 0]) == sorted([(0, y[4]), (0, y[12])])  # two vehicle peaks only: no pedestrian takes the third place
+    assert kept([3, 0, 0]) == sorted([(0, y[4]), (0, y[12])])  # two vehicle peaks: no pedestrian takes the third
     # a likelier pedestrian overlapping the second vehicle removes it, unless no pedestrian is asked for
     out[0, 4, 13], out[7 + 3 * cfg.num_deltas + 1, 4, 13] = 5.5, 5.0
     assert proposals_to_agents(out, cfg, count=2).types.tolist() == [0, 1]
