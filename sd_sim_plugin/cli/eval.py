@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from sd_sim_plugin.errors import SdSimError
+from sd_sim_plugin.generators.base import generated_types
 from sd_sim_plugin.generators.registry import GENERATOR_NAMES
 
 
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
                 extra["unet_dtype"] = str(generator.unet_dtype(1))
             if base == "diffusion" and args.guidance is not None:
                 extra["guidance"] = args.guidance
-            types = harness.generated_types(generator)
+            types = generated_types(generator)
             if types != (AgentType.VEHICLE,):  # a vehicle count alone is the same request in either protocol
                 extra["density_types"] = [int(t) for t in types]
                 extra["density"] = harness.DENSITY_PROTOCOL

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sd_sim_plugin.search.loop import Journal, describe_exception, open_journal
     from sd_sim_plugin.specs.load import load_spec, spec_to_yaml
-    from sd_sim_plugin.specs.runner import EpisodeResult, SpecRunner, draw_point, resolve_policy
+    from sd_sim_plugin.specs.runner import EpisodeResult, SpecRunner, check_density_types, draw_point, resolve_policy
     from sd_sim_plugin.specs.space import concretize, open_dimensions, point_values
 
     if args.episodes < 1:
@@ -82,11 +82,12 @@ def run(args: argparse.Namespace) -> int:
     header = {"journal_version": 1, "method": "run", "seed": int(base_seed), "kernel": "", "dim": len(dims),
               "objective_id": f"{spec_digest(spec_to_yaml(spec))}:{gen_name}:{ego}:{args.actor_mode}",
               "spec": str(args.spec), "generator": gen_name, "ego": ego}
+    resolve_policy(ego, spec.map.scenarionet is not None)  # a bad --ego is a usage error, not a failed episode
+    generator = build_generator(gen_name, args.checkpoint)
+    check_density_types(spec, generator, str(args.spec))  # before the journal: nothing half-made
     journal_path = out / "episodes.jsonl"
     done = open_journal(journal_path, header, args.resume)
     journal = Journal(journal_path)
-    resolve_policy(ego, spec.map.scenarionet is not None)  # a bad --ego is a usage error, not a failed episode
-    generator = build_generator(gen_name, args.checkpoint)
     bar = tqdm(total=args.episodes, initial=min(len(done), args.episodes), desc=f"run {spec.name}", unit="episode")
     try:
         with SpecRunner(generator, ego_policy=ego, actor_mode=args.actor_mode) as runner:

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from sd_sim_plugin.search.report import (critical_records, plot_posterior, plot_progress, summarise_search,
                                              write_json, write_runs_csv)
     from sd_sim_plugin.specs.load import load_spec, spec_to_yaml
-    from sd_sim_plugin.specs.runner import SpecRunner, resolve_policy
+    from sd_sim_plugin.specs.runner import SpecRunner, check_density_types, resolve_policy
     from sd_sim_plugin.specs.space import open_dimensions, point_values
 
     spec = load_spec(args.spec)
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
     resolve_policy(ego, spec.map.scenarionet is not None)  # a bad --ego is a usage error, not a failed episode
     generator = build_generator(gen_name, args.checkpoint)
+    check_density_types(spec, generator, str(args.spec))
     with SpecRunner(generator, ego_policy=ego, actor_mode=args.actor_mode) as runner:
         records, _ = run_search(spec_objective(spec, runner), len(dims), method=args.method, budget=args.budget,
                                 seed=args.seed, journal_path=out / "journal.jsonl", kernel=args.kernel,

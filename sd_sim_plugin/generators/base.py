@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from sd_sim_plugin.scene.tokens import AgentToken, Density
-from sd_sim_plugin.scene.types import Agents, Horizon, MapGeometry, Scene
+from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, Scene
 
 
 @runtime_checkable
@@ -47,3 +47,7 @@ class Generator(Protocol):
         """Generate ``count`` scenes on ``map``."""
         ...
 
+
+def generated_types(generator: object) -> tuple[AgentType, ...]:
+    """The agent types ``generator`` generates (its ``agent_types``; vehicles when it does not say)."""
+    return tuple(getattr(generator, "agent_types", (AgentType.VEHICLE,)))

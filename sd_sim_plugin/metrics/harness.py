@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sd_sim_plugin.errors import SdSimError
+from sd_sim_plugin.generators.base import generated_types
 from sd_sim_plugin.metrics.selection import ego_box, scene_agents, scene_vehicles
 from sd_sim_plugin.metrics.suite import LaneCache, SceneStats, compare, scene_stats, summarise
 from sd_sim_plugin.metrics.token_following import summarise_token_following, token_following
@@ -83,11 +84,6 @@ def load_eval_set(path: str | Path, limit: int | None = None, name: str | None =
     if not scenes:
         raise SdSimError(f"{path}: no scenes (expected shards written by `sd-sim collect`)")
     return EvalSet(name=name or path.name, path=path, scenes=scenes)
-
-
-def generated_types(generator) -> tuple[AgentType, ...]:
-    """The agent types ``generator`` generates (its ``agent_types``; vehicles when it does not say)."""
-    return tuple(getattr(generator, "agent_types", (AgentType.VEHICLE,)))
 
 
 def reference_density(reference: Scene, types: tuple[AgentType, ...]) -> dict[AgentType, int]:

@@ -17,17 +17,30 @@ from typing import Any
 import numpy as np
 
 from sd_sim_plugin.errors import SdSimError
-from sd_sim_plugin.generators.base import Generator
+from sd_sim_plugin.generators.base import Generator, generated_types
 from sd_sim_plugin.scene.tokens import AgentToken, Density
 from sd_sim_plugin.scene.types import Agents, MapGeometry, Scene
 from sd_sim_plugin.specs.fidelity import spec_fidelity
+from sd_sim_plugin.specs.leaves import Range
 from sd_sim_plugin.specs.resolve import spec_tokens
-from sd_sim_plugin.specs.schema import Spec
+from sd_sim_plugin.specs.schema import AGENT_TYPES, DensityByType, Spec
 from sd_sim_plugin.specs.space import open_dimensions
 
 STEP_S = 0.1  # MetaDrive: physics step 0.02 s x decision_repeat 5
 GAP_CAP_M = 50.0  # a min gap above this (or no agent at all) counts as this in the min_gap objective
 FIRST_ROAD_M = 10.0  # length of MetaDrive's first PG road (">" to ">>"); the next one (">>" to ">>>") follows it
+
+
+def check_density_types(spec: Spec, generator: Generator, source: str) -> None:
+    """Refuse, before any episode, a spec whose density may ask for agent types ``generator`` does not make."""
+    if not isinstance(spec.density, DensityByType):
+        return
+    makes = {t.name.lower() for t in generated_types(generator)}
+    for name in AGENT_TYPES:
+        value = getattr(spec.density, name)
+        if name not in makes and (value.hi if isinstance(value, Range) else value) > 0:
+            raise SdSimError(f"{source}: density asks for {name}, but generator {getattr(generator, 'name', '?')} "
+                             f"makes {', '.join(sorted(makes))} only")
 
 
 class SpecGenerator:

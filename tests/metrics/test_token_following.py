@@ -60,7 +60,8 @@ def test_token_following_counts_and_speed_errors():
 def test_reference_density_counts_each_agent_type_the_generator_makes():
     """The global token taken from a reference counts its vehicles for a vehicle-only generator, and its
     pedestrians too, apart, for one that makes them; the token request's density follows the same rule."""
-    from sd_sim_plugin.metrics.harness import generated_types, reference_density, token_request
+    from sd_sim_plugin.generators.base import generated_types
+    from sd_sim_plugin.metrics.harness import reference_density, token_request
     from sd_sim_plugin.scene.types import AgentType, MapGeometry, Scene
 
     agents = _agents([(0, 0, 0, 5), (10, 0, 0, 5), (20, 3, 0, 5), (5, 8, 1.5, 1), (90, 0, 0, 5)])

@@ -83,6 +83,20 @@ def test_bad_placement_is_a_failed_episode_not_a_crash(run_cli, tmp_path: Path, 
     assert "0/1 episodes ran (1 failed)" in stdout
 
 
+@pytest.mark.parametrize("command", ["run", "search"])
+def test_density_of_a_type_the_generator_cannot_make_is_refused_up_front(run_cli, tmp_path: Path, dump_yaml,
+                                                                       command: str) -> None:
+    """A spec asking for pedestrians, played with the vehicle-only lane generator: one line, exit 2, no output."""
+    spec = {"version": 1, "name": "peds", "description": "pedestrians asked of a vehicle-only generator",
+            "map": {"pg": {"blocks": "S"}}, "density": {"vehicle": 2, "pedestrian": {"range": [0, 3]}}}
+    path = dump_yaml(tmp_path / "peds.yaml", spec)
+    budget = ["--budget", "2"] if command == "search" else []
+    code, _, err = run_cli([command, str(path), "--generator", "lane", *budget, "--out", str(tmp_path / "o")])
+    assert code == 2 and err.count("\n") == 1
+    assert "density asks for pedestrian, but generator lane makes vehicle only" in err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("ego", ["nosuchmodule:policy", "expert2"])
 def test_bad_ego_policy(run_cli, tmp_path: Path, ego: str) -> None:
     code, _, err = run_cli(["run", str(SPECS[0]), "--ego", ego, "--out", str(tmp_path / "o")])
