@@ -18,7 +18,7 @@ import numpy as np
 
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.generators.base import Generator, generated_types
-from sd_sim_plugin.scene.tokens import AgentToken, Density
+from sd_sim_plugin.scene.tokens import AgentToken, Density, density_by_type
 from sd_sim_plugin.scene.types import Agents, MapGeometry, Scene
 from sd_sim_plugin.specs.fidelity import spec_fidelity
 from sd_sim_plugin.specs.leaves import Range
@@ -35,12 +35,12 @@ def check_density_types(spec: Spec, generator: Generator, source: str) -> None:
     """Refuse, before any episode, a spec whose density may ask for agent types ``generator`` does not make."""
     if not isinstance(spec.density, DensityByType):
         return
-    makes = {t.name.lower() for t in generated_types(generator)}
-    for name in AGENT_TYPES:
-        value = getattr(spec.density, name)
-        if name not in makes and (value.hi if isinstance(value, Range) else value) > 0:
-            raise SdSimError(f"{source}: density asks for {name}, but generator {getattr(generator, 'name', '?')} "
-                             f"makes {', '.join(sorted(makes))} only")
+    most = {name: int(v.hi) if isinstance(v, Range) else v
+            for name, v in ((name, getattr(spec.density, name)) for name in AGENT_TYPES)}
+    try:
+        density_by_type(most, generated_types(generator))
+    except SdSimError as exc:
+        raise SdSimError(f"{source}: generator {getattr(generator, 'name', '?')}: {exc}") from None
 
 
 class SpecGenerator:

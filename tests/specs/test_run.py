@@ -93,7 +93,7 @@ def test_density_of_a_type_the_generator_cannot_make_is_refused_up_front(run_cli
     budget = ["--budget", "2"] if command == "search" else []
     code, _, err = run_cli([command, str(path), "--generator", "lane", *budget, "--out", str(tmp_path / "o")])
     assert code == 2 and err.count("\n") == 1
-    assert "density asks for pedestrian, but generator lane makes vehicle only" in err
+    assert "generator lane: density asks for pedestrian, but this generator makes vehicle only" in err
     assert not (tmp_path / "o").exists()
 
 

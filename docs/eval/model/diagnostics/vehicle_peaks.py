@@ -1,7 +1,8 @@
-"""Diagnosis (fifteenth session): where asked-for vehicles are lost, on the validation folds (no choice).
+"""Diagnosis (fifteenth session, no choice): where asked-for vehicles are lost.
 
 For each window, asked per type: vehicle peaks above MIN_COUNT_PROB, vehicles left after t=0 overlap removal, after
-trajectory overlap removal, and kept."""
+trajectory overlap removal, and kept. On the validation folds with the fold models (default), or with ``--heldout``
+on the held-out scenes with checkpoints/real."""
 import sys
 from dataclasses import replace
 import numpy as np, torch
@@ -29,11 +30,16 @@ def spy(out, cfg, threshold=None, count=None, drivable=None, lanes=None, type_co
     return a
 import sd_sim_plugin.model.pipeline as P
 P.proposals_to_agents = spy
-for ckpt, data in [("outputs/f0_ro_traj", "data/real_val"), ("outputs/f1_ro_traj", "data/real_val1"), ("outputs/f2_ro_traj", "data/real_val2")]:
+HELDOUT = "--heldout" in sys.argv[1:]
+RUNS = [("checkpoints/real", "outputs/real_heldout")] if HELDOUT else [
+    ("outputs/f0_ro_traj", "data/real_val"), ("outputs/f1_ro_traj", "data/real_val1"),
+    ("outputs/f2_ro_traj", "data/real_val2")]
+for ckpt, data in RUNS:
     g = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
-    g.cfg = replace(g.cfg, sampler_steps=6, guidance_scale=1.0, ego_flag=False, real_flag=True, lane_snap_deg=180)
+    if not HELDOUT:  # the fold models sampled as checkpoints/real is
+        g.cfg = replace(g.cfg, sampler_steps=6, guidance_scale=1.0, ego_flag=False, real_flag=True, lane_snap_deg=180)
     d = SceneDataset(data)
-    idx = np.linspace(0, len(d) - 1, min(39, len(d))).astype(int)
+    idx = np.linspace(0, len(d) - 1, len(d) if HELDOUT else min(39, len(d))).astype(int)
     for i in idx:
         ref = d[int(i)]
         ego = ref.agents.select(np.array([ref.ego_index]))
