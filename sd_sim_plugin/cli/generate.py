@@ -34,6 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="classifier-free guidance scale, against what the checkpoint guides against (the global "
                         "scene token unset, or PG traffic with guidance_contrast domain) (1 = off; default: the "
                         "checkpoint's)")
+    p.add_argument("--refill", type=int, metavar="ROUNDS",
+                   help="sample scenes left short of the count asked for again, up to ROUNDS times, with the agents "
+                        "kept so far as agent tokens, and add the new ones that fit (0 = off; default: the "
+                        "checkpoint's, 0 in both shipped ones)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--no-png", action="store_true", help="write only the .npz scene files")
     p.set_defaults(func=run)
@@ -122,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(2)
     generator = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT,
-                                                               guidance_scale=args.guidance)
+                                                               guidance_scale=args.guidance,
+                                                               refill_rounds=args.refill)
     geometry, ego = pg_map(int(value)) if kind == "pg" else scenarionet_map(value)
     scenes = generator.generate(geometry, ego=ego, agent_tokens=tokens, density=density, seed=args.seed,
                                 count=args.count)
@@ -139,8 +144,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {len(scenes)} scenes to {args.out} (agents per scene: {counts})")
     short = shortfall(scenes, density, tokens or [])
     if short:
+        hint = "" if generator.cfg.refill_rounds else "; --refill 1 samples the short scenes again"
         print(f"note: fewer agents than asked for ({short}): the model proposed no more that fit (proposals "
-              "overlapping each other or the ego are dropped)")
+              f"overlapping each other or the ego are dropped){hint}")
     return 0
 
 

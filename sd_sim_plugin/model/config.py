@@ -15,10 +15,12 @@ STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean"
                  "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast",
-                   "offroad_vehicle_scale", "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg")
+                   "offroad_vehicle_scale", "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg",
+                   "refill_rounds")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
 PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
+MAX_REFILL_ROUNDS = 3  # each round samples the short scenes once more
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class ModelConfig:
     # scenes (Singapore) then teach the same right-hand model as everything else (docs/model.md). Set by
     # ``sd-sim train --mirror-left-hand`` (it changes the training data); false = checkpoints trained without it.
     mirror_left_hand: bool = False
+    # Scenes left short of the count asked for (overlapping proposals) are sampled again up to this many times, with
+    # the agents kept so far as agent tokens and the shortfall as the count; the new agents that fit are added
+    # (docs/model.md, *A refill round*). 0 = off.
+    refill_rounds: int = 0
     sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m | dpmpp2m_sde (model/edm.py); chosen by measurement
     sampler_steps: int = 6
     # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
@@ -124,6 +130,10 @@ class ModelConfig:
             raise ValueError(f"lane_snap_deg ({self.lane_snap_deg}) must be in [0, 180] degrees (0 = no alignment)")
         if self.misaligned_vehicle_scale != 1 and self.lane_snap_deg <= 0:
             raise ValueError("misaligned_vehicle_scale needs lane_snap_deg > 0: it is the heading tolerance")
+        if isinstance(self.refill_rounds, bool) or not isinstance(self.refill_rounds, int) \
+                or not 0 <= self.refill_rounds <= MAX_REFILL_ROUNDS:
+            raise ValueError(f"refill_rounds ({self.refill_rounds!r}) must be a whole number in [0, "
+                             f"{MAX_REFILL_ROUNDS}] (0 = off)")
         for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")

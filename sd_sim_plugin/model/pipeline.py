@@ -11,9 +11,9 @@ import torch
 
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.model.autoencoder import AgentAutoencoder
-from sd_sim_plugin.model.boxes import NUM_TYPES, drivable_cells, proposals_to_agents
+from sd_sim_plugin.model.boxes import NUM_TYPES, drivable_cells, proposals_to_agents, remove_overlaps
 from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, load_weights
-from sd_sim_plugin.model.config import ModelConfig
+from sd_sim_plugin.model.config import MAX_REFILL_ROUNDS, ModelConfig
 from sd_sim_plugin.model.count import expected_count
 from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
 from sd_sim_plugin.model.edm import classifier_free_guidance, karras_sigmas, sample
@@ -21,7 +21,14 @@ from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.handedness import mirror_agents, mirror_map, mirror_token, traffic_side
-from sd_sim_plugin.scene.tokens import AgentToken, Density, density_by_type, density_json, total_density
+from sd_sim_plugin.scene.tokens import (
+    AgentToken,
+    Density,
+    density_by_type,
+    density_json,
+    tokens_from_agents,
+    total_density,
+)
 from sd_sim_plugin.scene.types import Agents, AgentType, Horizon, MapGeometry, Scene, wrap_angle
 
 DEFAULT_EGO_SIZE = (4.5, 1.9)  # length, width used when the caller gives no ego
@@ -81,17 +88,23 @@ class ScenarioDiffusionGenerator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", precision: str = "auto",
-                        trace_unet: bool = True, guidance_scale: float | None = None) -> ScenarioDiffusionGenerator:
+                        trace_unet: bool = True, guidance_scale: float | None = None,
+                        refill_rounds: int | None = None) -> ScenarioDiffusionGenerator:
         """Load a trained checkpoint folder (config.json + both stages' safetensors weights).
 
         ``precision``: the U-Net's dtype while sampling (:func:`denoiser_autocast_dtype`); ``trace_unet``: run
         float32 sampling on the CPU through the traced U-Net (:func:`traced_unet`); ``guidance_scale``: replaces the
-        checkpoint's classifier-free guidance scale (1 = off)."""
+        checkpoint's classifier-free guidance scale (1 = off); ``refill_rounds``: replaces how often scenes short
+        of their count are sampled again (0 = never)."""
         cfg, _ = load_config(path)
         if guidance_scale is not None:
             if guidance_scale < 0:
                 raise SdSimError(f"guidance scale {guidance_scale}: must be >= 0 (1 = no guidance)")
             cfg = replace(cfg, guidance_scale=float(guidance_scale))
+        if refill_rounds is not None:
+            if not 0 <= refill_rounds <= MAX_REFILL_ROUNDS:
+                raise SdSimError(f"refill rounds {refill_rounds}: must be in [0, {MAX_REFILL_ROUNDS}] (0 = off)")
+            cfg = replace(cfg, refill_rounds=int(refill_rounds))
         if not cfg.latent_mean or len(cfg.latent_mean) != cfg.latent_channels:
             raise SdSimError(f"{Path(path) / 'config.json'}: no latent statistics; the diffusion stage was not trained")
         ae = load_weights(AgentAutoencoder(cfg), Path(path) / WEIGHT_FILES["autoencoder"])
@@ -113,8 +126,36 @@ class ScenarioDiffusionGenerator:
         rather than those above the existence threshold; ``type_counts`` ((B, NUM_TYPES), tokens included) says how
         many of each agent type, while the global token still gets the total. ``lanes`` (one per scene) turns
         proposals onto their lane's heading (``lane_snap_deg``) before overlap removal, and lets
-        ``misaligned_vehicle_scale`` rank proposals standing across a lane behind the aligned ones.
+        ``misaligned_vehicle_scale`` rank proposals standing across a lane behind the aligned ones. With a count,
+        scenes left short of it are refilled up to ``refill_rounds`` times (:meth:`_refill`).
         """
+        b = len(maps)
+        lanes = list(lanes) if lanes is not None else [None] * b
+        ego_flags = np.broadcast_to(np.asarray(centre_is_ego, bool), (b,))
+        real_flags = np.broadcast_to(np.asarray(real, bool), (b,))
+        agents = self._sample_round(maps, feats, mask, counts, seed, steps, exact_count, ego_flags, real_flags,
+                                    lanes, type_counts)
+        if not exact_count:
+            return agents
+        wanted = mask.sum(dim=1).cpu().numpy() + counts
+        for round_ in range(1, self.cfg.refill_rounds + 1):
+            short = [i for i in range(b) if counts[i] != UNSET
+                     and _shortfall(agents[i], int(wanted[i]), None if type_counts is None else type_counts[i]).any()]
+            if not short:
+                break
+            refilled = self._refill([agents[i] for i in short], maps[short], [int(wanted[i]) for i in short],
+                                    None if type_counts is None else np.asarray(type_counts)[short],
+                                    (int(seed) * 1_000_033 + 7_919 * round_) % 2**62, steps,
+                                    ego_flags[short], real_flags[short], [lanes[i] for i in short])
+            for i, a in zip(short, refilled, strict=True):
+                agents[i] = a
+        return agents
+
+    def _sample_round(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
+                      seed: int, steps: int | None, exact_count: bool, centre_is_ego: np.ndarray,
+                      real: np.ndarray, lanes: list[LaneIndex | None],
+                      type_counts: np.ndarray | None) -> list[Agents]:
+        """One sampling of every scene in the batch, decoded (:meth:`sample_agents` without refilling)."""
         b = len(maps)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         noise = torch.randn((b, self.cfg.latent_channels, self.cfg.latent_size, self.cfg.latent_size),
@@ -140,12 +181,37 @@ class ScenarioDiffusionGenerator:
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
         wanted = mask.sum(dim=1).cpu().numpy() + counts
         rasters = maps.cpu().numpy() if self.cfg.offroad_vehicle_scale != 1.0 else [None] * b
-        lanes = lanes if lanes is not None else [None] * b
         per_type = type_counts if type_counts is not None else [None] * b
         return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None,
                                     drivable=None if m is None else drivable_cells(m, self.cfg), lanes=ln,
                                     type_counts=None if n is None else np.asarray(n))
                 for p, w, c, m, ln, n in zip(proposals, wanted, counts, rasters, lanes, per_type, strict=True)]
+
+    def _refill(self, kept: list[Agents], maps: torch.Tensor, wanted: list[int], type_counts: np.ndarray | None,
+                seed: int, steps: int | None, centre_is_ego: np.ndarray, real: np.ndarray,
+                lanes: list[LaneIndex | None]) -> list[Agents]:
+        """Scenes short of their count, sampled again with their kept agents as agent tokens and the shortfall as
+        the count; the new agents that are no rendering of a kept one and overlap none of them are added, most
+        probable first, up to each type's shortfall. The kept agents stay as they were."""
+        layout = self.cfg.tokens
+        given = [tokens_from_agents(a, self.horizon)[: layout.max_tokens] for a in kept]
+        width = max(1, max(len(t) for t in given))
+        feats = torch.zeros(len(kept), width, layout.agent_dim)
+        mask = torch.zeros(len(kept), width, dtype=torch.bool)
+        for i, toks in enumerate(given):
+            if toks:
+                feats[i, : len(toks)] = torch.from_numpy(agent_token_features(toks, layout))
+                mask[i, : len(toks)] = True
+        missing = [_shortfall(a, w, None if type_counts is None else type_counts[i])
+                   for i, (a, w) in enumerate(zip(kept, wanted, strict=True))]
+        counts = np.array([int(m.sum()) for m in missing], np.int64)
+        round_types = None if type_counts is None else np.stack(
+            [np.bincount(np.asarray(a.types[: len(t)], np.int64), minlength=NUM_TYPES) + m
+             for a, t, m in zip(kept, given, missing, strict=True)])
+        drawn = self._sample_round(maps, feats, mask, counts, seed, steps, True, centre_is_ego, real, lanes,
+                                   round_types)
+        return [_add_agents(a, d, m if type_counts is not None else None, int(m.sum()), self.cfg)
+                for a, d, m in zip(kept, drawn, missing, strict=True)]
 
     def _traced_unet(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
         """The U-Net traced and frozen once, on the first batch's shapes (any batch size and token count after);
@@ -240,6 +306,40 @@ def _ego_box(ego: Agents | None, horizon: Horizon) -> np.ndarray:
         return np.array([[0.0, 0.0, 0.0, *DEFAULT_EGO_SIZE]])
     t0 = min(horizon.t0_index, ego.num_steps - 1)
     return np.array([[*ego.trajectory[0, t0], ego.length[0], ego.width[0]]], np.float64)
+
+
+def _shortfall(agents: Agents, wanted: int, type_counts: np.ndarray | None) -> np.ndarray:
+    """How many agents a decoded scene lacks: per agent type ((NUM_TYPES,)) with ``type_counts``, else one total."""
+    if type_counts is None:
+        return np.array([max(wanted - len(agents), 0)])
+    have = np.bincount(np.asarray(agents.types, np.int64), minlength=NUM_TYPES)
+    return np.maximum(np.asarray(type_counts, np.int64) - have, 0)
+
+
+def _add_agents(kept: Agents, drawn: Agents, missing: np.ndarray | None, total: int, cfg: ModelConfig) -> Agents:
+    """``kept`` plus the agents of a refill sampling ``drawn`` (most probable first) that are no rendering of a kept
+    agent (matched within ``TOKEN_GATE_M``) and overlap none of the kept or added ones (the decoder's overlap rule),
+    at most ``missing`` of each type (or ``total`` in all when ``missing`` is None)."""
+    from scipy.optimize import linear_sum_assignment
+
+    t0 = cfg.horizon.t0_index
+    if len(kept) and len(drawn):
+        d = np.linalg.norm(drawn.trajectory[:, None, t0, :2] - kept.trajectory[None, :, t0, :2], axis=-1)
+        rows, cols = linear_sum_assignment(d)
+        drawn = drawn.select(np.setdiff1d(np.arange(len(drawn)), rows[d[rows, cols] <= TOKEN_GATE_M]))
+    if len(drawn) == 0:
+        return kept
+    both = Agents.concatenate([kept, drawn])
+    score = np.concatenate([np.full(len(kept), 2.0), np.linspace(1.0, 0.5, len(drawn))])  # kept first, then ranked
+    quota = None
+    if missing is not None:
+        quota = (np.asarray(both.types, np.int64),
+                 np.bincount(np.asarray(kept.types, np.int64), minlength=NUM_TYPES) + missing)
+    order = remove_overlaps(both.trajectory[:, t0], both.length, both.width, score, cfg.overlap_scale,
+                            other_poses=np.delete(both.trajectory, t0, axis=1) if cfg.trajectory_overlap else None,
+                            quota=quota)
+    added = np.sort(order[order >= len(kept)])[:total]
+    return Agents.concatenate([kept, both.select(added)])
 
 
 TOKEN_GATE_M = 4.0  # a generated agent this close to a token is the model's rendering of that token

@@ -119,6 +119,13 @@ def _floats(text: str, what: str) -> list[float]:
         raise SdSimError(f"{what} {text!r}: expected comma-separated numbers") from None
 
 
+def _whole(text: str, what: str) -> list[int]:
+    values = _floats(text, what)
+    if not values or any(v != int(v) for v in values):
+        raise SdSimError(f"{what} {text!r}: expected whole numbers, comma-separated")
+    return [int(v) for v in values]
+
+
 def _flags(text: str, what: str) -> list[bool]:
     values = [x.strip() for x in text.split(",") if x.strip()]
     if not values or any(v not in ("0", "1") for v in values):
@@ -162,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
                                        "e.g. 1,0 (a model trained with --domain-flag; default: the checkpoint's)")
     p.add_argument("--mirror-left", help="with --guidance: whether maps with left-hand traffic are generated as their "
                                          "mirror image, to cross with the rest, e.g. 0,1 (default: the checkpoint's)")
+    p.add_argument("--refill", help="with --guidance: refill rounds for scenes short of their count to cross with "
+                   "the rest, e.g. 0,1 (docs/model.md)")
     p.add_argument("--max-evals", type=int,
                    help="with --guidance: only settings with at most this many U-Net evaluations per scene (a "
                         "guided step counts twice) are measured and may be written: the speed budget")
@@ -210,24 +219,26 @@ def main(argv: list[str] | None = None) -> None:
             flags = _flags(args.ego_flag, "--ego-flag") if args.ego_flag else [base.ego_flag]
             mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
+            refill = _whole(args.refill, "--refill") if args.refill else [base.refill_rounds]
             contrasts = args.contrast.split(",") if args.contrast else [base.guidance_contrast]
             grid = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w,
                             guidance_interval=iv if w != 1.0 else base.guidance_interval,
                             guidance_contrast=ct if w != 1.0 else base.guidance_contrast,
                             offroad_vehicle_scale=o, misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e,
-                            real_flag=r, mirror_left_hand=ml)
+                            real_flag=r, mirror_left_hand=ml, refill_rounds=rf)
                     for sv in solvers for n in steps for w in _floats(args.guidance, "--guidance")
                     for iv in _intervals(args.intervals) for ct in contrasts for o in offroad for m in across
-                    for a in snaps for e in flags for r in real for ml in mirror]
+                    for a in snaps for e in flags for r in real for ml in mirror for rf in refill]
             settings = list(dict.fromkeys(grid))  # unguided settings are one, whatever the interval and contrast
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:
         if (args.write or args.write_to or args.contrast or args.solver or args.steps or args.offroad
                 or args.misaligned or args.lane_snap or args.ego_flag or args.real_flag or args.mirror_left
-                or args.max_evals is not None):
+                or args.refill or args.max_evals is not None):
             raise SdSimError("--write, --write-to, --contrast, --solver, --steps, --offroad, --misaligned, "
-                             "--lane-snap, --ego-flag, --real-flag, --mirror-left and --max-evals go with --guidance")
+                             "--lane-snap, --ego-flag, --real-flag, --mirror-left, --refill and --max-evals go with "
+                             "--guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
     for cfg in settings:
@@ -240,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
                "contrast": cfg.guidance_contrast,
                "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
                "lane_snap": cfg.lane_snap_deg,
-               "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "mirror_left": cfg.mirror_left_hand}
+               "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "mirror_left": cfg.mirror_left_hand,
+               "refill": cfg.refill_rounds}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
@@ -267,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
                   "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "lane_snap_deg": best.lane_snap_deg,
                   "ego_flag": best.ego_flag,
                   "real_flag": best.real_flag, "mirror_left_hand": best.mirror_left_hand,
-                  "mmd": {k: row[k] for k in MMD_KEYS}, "vehicles_ratio": row["vehicles_ratio"],
+                  "refill_rounds": best.refill_rounds, "mmd": {k: row[k] for k in MMD_KEYS}, "vehicles_ratio": row["vehicles_ratio"],
                   "candidates": len(results), "max_evals": args.max_evals, "vehicles_tolerance": tolerance,
                   "density": args.density}
         save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
@@ -277,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
               f"off-road vehicle scale {best.offroad_vehicle_scale:g}, misaligned vehicle scale "
               f"{best.misaligned_vehicle_scale:g}, "
               f"lane alignment {best.lane_snap_deg:g} degrees, ego flag {int(best.ego_flag)}, real flag "
-              f"{int(best.real_flag)}, mirror left-hand maps {int(best.mirror_left_hand)} to {target}/config.json")
+              f"{int(best.real_flag)}, mirror left-hand maps {int(best.mirror_left_hand)}, refill rounds "
+              f"{best.refill_rounds} to {target}/config.json")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from sd_sim_plugin.model.train import (
 from sd_sim_plugin.raster.bev import rasterise_map
 from sd_sim_plugin.scene.handedness import mirror_token
 from sd_sim_plugin.scene.tokens import tokens_from_agents
+from sd_sim_plugin.scene.types import Agents
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -542,7 +543,7 @@ def test_fingerprint_follows_the_checkpoint_contents(trained, tmp_path):
 
 
 def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
-    """`sd-sim generate` with a missing checkpoint or a bad --map exits 2 with one line, no traceback."""
+    """`sd-sim generate` with a missing checkpoint, a bad --map, --density or --refill exits 2 with one line."""
     assert main(["generate", "--map", "pg:1", "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such checkpoint folder" in err[0]
@@ -551,6 +552,9 @@ def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
     assert main(["generate", "--map", "pg:1", "--density", "bus=2", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown agent type 'bus'" in err[0]
+    assert main(["generate", "--map", "pg:1", "--refill", "7", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refill rounds 7: must be in [0, 3]" in err[0]
 
 
 def test_failed_stage_2_start_leaves_the_checkpoint_untouched(trained, tmp_path, capsys):
@@ -595,6 +599,67 @@ def test_per_type_density_sets_the_count_of_each_type(trained, road_scenes):
                 np.testing.assert_array_equal(t.agents.trajectory, p.agents.trajectory)
     with pytest.raises(SdSimError, match="unknown agent type 'truck'"):
         gen.generate(scene.map, density={"truck": 2})
+
+
+def _box_agents(xs: list[float], types: list[int], y: float = 0.0) -> Agents:
+    """Standing 4 m x 2 m agents along the x axis (5 poses, heading +x)."""
+    n = len(xs)
+    traj = np.zeros((n, 5, 3), np.float32)
+    traj[:, :, 0] = np.asarray(xs, np.float32)[:, None]
+    traj[:, :, 1] = y
+    return Agents(types=types, length=np.full(n, 4.0, np.float32), width=np.full(n, 2.0, np.float32),
+                  trajectory=traj, velocity=np.zeros((n, 5, 2), np.float32), valid=np.ones((n, 5), bool))
+
+
+def test_refill_adds_only_new_agents_that_fit_each_types_shortfall(tiny_config):
+    """A refill sampling's agents join the kept ones (which stay as they were) only where they are no rendering of a
+    kept agent and overlap nothing, most probable first, and no more of a type than it lacks."""
+    from sd_sim_plugin.model.pipeline import _add_agents, _shortfall
+
+    vehicle, pedestrian = 0, 1
+    kept = _box_agents([0.0, 20.0], [vehicle, vehicle])
+    # a rendering of the first kept car (1 m off), one overlapping the second, then three that fit
+    drawn = _box_agents([1.0, 22.5, -20.0, 40.0, 60.0], [vehicle, vehicle, vehicle, pedestrian, vehicle], y=0.5)
+    missing = _shortfall(kept, 5, np.array([3, 1, 0]))
+    assert missing.tolist() == [1, 1, 0]
+    out = _add_agents(kept, drawn, missing, int(missing.sum()), tiny_config)
+    np.testing.assert_array_equal(out.trajectory[:2], kept.trajectory)
+    assert out.trajectory[2:, 2, 0].tolist() == [-20.0, 40.0]  # the car at 60 m was one car too many
+    assert out.types.tolist() == [vehicle, vehicle, vehicle, pedestrian]
+    total = _add_agents(kept, drawn, None, 2, tiny_config)  # a plain count: the two most probable that fit
+    assert total.trajectory[2:, 2, 0].tolist() == [-20.0, 40.0]
+    assert _shortfall(out, 4, None).tolist() == [0]
+
+
+def test_refill_rounds_fill_a_short_scene_and_keep_its_first_sample(trained, road_scenes):
+    """Asked for more agents than one sample yields, a refill round adds agents after the first sample's, which stay
+    as they were, never more than asked for and none overlapping another; the same seed gives the same scene."""
+    from sd_sim_plugin.scene.geometry import boxes_overlap
+
+    scene = road_scenes[1]
+    plain = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    refill = ScenarioDiffusionGenerator.from_checkpoint(trained[0], refill_rounds=2)
+    for gen in (plain, refill):  # wide overlap margins: fewer proposals fit, as in dense scenes on unseen maps
+        gen.cfg = replace(gen.cfg, overlap_scale=2.5)
+    first = plain.generate(scene.map, density=300, seed=3, count=2)
+    again = refill.generate(scene.map, density=300, seed=3, count=2)
+    assert any(len(f.agents) < 300 for f in first)  # the case refilling is for
+    assert sum(len(a.agents) for a in again) > sum(len(f.agents) for f in first)
+    for f, a in zip(first, again):
+        assert len(f.agents) <= len(a.agents) <= 300
+        np.testing.assert_array_equal(a.agents.trajectory[: len(f.agents)], f.agents.trajectory)
+        t0 = a.horizon.t0_index
+        boxes = np.concatenate([a.agents.trajectory[:, t0], a.agents.length[:, None], a.agents.width[:, None]], 1)
+        assert not (boxes_overlap(boxes, boxes) & ~np.eye(len(boxes), dtype=bool)).any()
+    for a, b in zip(again, refill.generate(scene.map, density=300, seed=3, count=2)):
+        np.testing.assert_array_equal(a.agents.trajectory, b.agents.trajectory)
+    met = plain.generate(scene.map, density=1, seed=3)[0]  # a scene that got its count is not sampled again
+    np.testing.assert_array_equal(refill.generate(scene.map, density=1, seed=3)[0].agents.trajectory,
+                                  met.agents.trajectory)
+    with pytest.raises(SdSimError, match="refill rounds 7"):
+        ScenarioDiffusionGenerator.from_checkpoint(trained[0], refill_rounds=7)
+    with pytest.raises(ValueError, match="refill_rounds"):
+        replace(plain.cfg, refill_rounds=1.5)
 
 
 def _keep_right(scene):
@@ -879,8 +944,9 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     assert load_config(ckpt)[0].ego_flag == best["ego_flag"]
     for option, values, row_key, field in (("--misaligned", "1,0", "misaligned", "misaligned_vehicle_scale"),
                                            ("--lane-snap", "20,180", "lane_snap", "lane_snap_deg"),
-                                           ("--solver", "dpmpp2m,dpmpp2m_sde", "sampler", "sampler")):
-        capsys.readouterr()  # the lane prior, the lane alignment angle and the solver likewise
+                                           ("--solver", "dpmpp2m,dpmpp2m_sde", "sampler", "sampler"),
+                                           ("--refill", "0,1", "refill", "refill_rounds")):
+        capsys.readouterr()  # the lane prior, the lane alignment angle, the solver and refilling likewise
         sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", option, values,
                "--write"])
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
@@ -923,8 +989,13 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     with pytest.raises(SdSimError, match="sweep setting: guidance_contrast 'pg' is not one of count, domain"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--contrast", "pg"])
     with pytest.raises(SdSimError, match="--write, --write-to, --contrast, --solver, --steps, --offroad, "
-                                         "--misaligned, --lane-snap, --ego-flag, --real-flag, --mirror-left and"):
+                                         "--misaligned, --lane-snap, --ego-flag, --real-flag, --mirror-left, "
+                                         "--refill and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
+    with pytest.raises(SdSimError, match="--refill '1.5': expected whole numbers"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "1", "--refill", "1.5"])
+    with pytest.raises(SdSimError, match=r"sweep setting: refill_rounds \(5\) must be a whole number in \[0, 3\]"):
+        sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "1", "--refill", "5"])
     with pytest.raises(SdSimError, match="--mirror-left '2'"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--mirror-left", "2"])
     with pytest.raises(SdSimError, match="--seeds"):
