@@ -45,9 +45,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="stage 2: give the global token a real-data flag (windows of folders collected from PG 0, "
                         "others 1), so one model learns PG and real traffic apart; a fine-tune's starting weights take "
                         "the new feature with a zero weight; generation sets it with real_flag in config.json")
-    p.add_argument("--map-dropout", type=float, default=0.0, metavar="P",
-                   help="stage 2: zero the map encoding of this share of training samples, so that the denoiser "
-                        "also learns the no-map case map guidance sets against (default 0)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)
@@ -87,10 +84,6 @@ def run(args: argparse.Namespace) -> int:
             cfg = cfg.for_new_denoiser(timestep_scale=args.timestep_scale, **unet_channels)
     else:
         cfg = ModelConfig()
-    if not 0 <= args.map_dropout < 1:
-        raise SdSimError(f"--map-dropout must be in [0, 1) (got {args.map_dropout})")
-    if args.map_dropout and (args.stage != "diffusion" or args.resume):
-        raise SdSimError("--map-dropout is an option of a new or fine-tuned stage 2 (--stage diffusion, not --resume)")
     if args.domain_flag and args.stage != "diffusion":
         raise SdSimError("--domain-flag is a stage-2 option (--stage diffusion)")
     if args.domain_flag:  # checked before any caching; the global token's width does not change the cache
@@ -104,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     val = cached_arrays(args.val, cfg) if args.val else None
     opts = TrainOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, resume=args.resume,
                         device=pick_device(args.device), eval_every=args.eval_every, save_every_s=args.save_every,
-                        init=args.init, map_dropout=args.map_dropout)
+                        init=args.init)
     if args.stage == "autoencoder":
         history = train_autoencoder(train, val, args.out, opts, cfg)
     else:

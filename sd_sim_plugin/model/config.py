@@ -10,9 +10,9 @@ from sd_sim_plugin.raster.bev import AGENT_CHANNELS, MAP_CHANNELS
 from sd_sim_plugin.scene.types import Horizon
 
 FORMAT_VERSION = 1
-GUIDANCE_CONTRASTS = ("count", "domain", "map")
+GUIDANCE_CONTRASTS = ("count", "domain")
 STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean", "p_std", "tokens", "sampler",
-                 "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast", "map_dropout")
+                 "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast",
                    "offroad_vehicle_scale", "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg",
@@ -82,9 +82,6 @@ class ModelConfig:
     # or "domain", the real flag off, i.e. MetaDrive's PG traffic, so a scale above 1 pushes a real-flagged scene
     # further from PG traffic (domain guidance; needs real_flag).
     guidance_contrast: str = "count"
-    # Share of stage-2 training samples whose map encoding was zeroed, so the denoiser also learned the no-map case
-    # that guidance_contrast "map" sets a sample against (docs/model.md, *Map guidance*). 0 = never.
-    map_dropout: float = 0.0
     # Training noise levels: log(sigma) ~ N(p_mean, p_std^2). EDM's image default (-1.2, 1.2) puts 1% of samples above
     # sigma = 5, yet which agents exist is decided between sigma ~2 and 20 here (agent cells have a standardised
     # variance of ~6 in a sparse latent), so a denoiser trained that way ignored its tokens at the start of sampling.
@@ -151,11 +148,6 @@ class ModelConfig:
         if self.guidance_contrast not in GUIDANCE_CONTRASTS:
             raise ValueError(f"guidance_contrast {self.guidance_contrast!r} is not one of "
                              f"{', '.join(GUIDANCE_CONTRASTS)}")
-        if not 0 <= self.map_dropout < 1:
-            raise ValueError(f"map_dropout ({self.map_dropout}) must be in [0, 1)")
-        if self.guidance_contrast == "map" and self.map_dropout <= 0:
-            raise ValueError("guidance_contrast map sets the map against no map: it needs a denoiser trained with "
-                             "map_dropout (sd-sim train --map-dropout)")
         if self.guidance_contrast == "domain" and not self.real_flag:
             raise ValueError("guidance_contrast domain sets the real flag against PG traffic: it needs real_flag")
         if self.count_coefficients and len(self.count_coefficients) != self.map_channels + 1:

@@ -109,14 +109,10 @@ class LatentDenoiser(nn.Module):
         mask = torch.cat([torch.ones_like(agent_mask[:, :1]), agent_mask], dim=1)
         return tokens, mask
 
-    def spatial_condition(self, map_raster: torch.Tensor, agent_feats: torch.Tensor, agent_mask: torch.Tensor,
-                          drop_map: torch.Tensor | None = None) -> torch.Tensor:
-        """What is concatenated with the noisy latent: map encoding, token raster, cell positions (B, C, L, L);
-        ``drop_map`` ((B,) bool): scenes whose map encoding is zeroed (the no-map case of map guidance)."""
-        encoded = self.map_encoder(map_raster)
-        if drop_map is not None:
-            encoded = encoded * (~drop_map.to(encoded.device)).to(encoded.dtype).view(-1, 1, 1, 1)
-        parts = [encoded]
+    def spatial_condition(self, map_raster: torch.Tensor, agent_feats: torch.Tensor, agent_mask: torch.Tensor
+                          ) -> torch.Tensor:
+        """What is concatenated with the noisy latent: map encoding, token raster, cell positions (B, C, L, L)."""
+        parts = [self.map_encoder(map_raster)]
         if self.cfg.token_raster:
             parts.append(token_raster(agent_feats, agent_mask, self.cfg))
         parts.append(self.position_grid[None].expand(len(map_raster), -1, -1, -1))

@@ -168,17 +168,13 @@ class ScenarioDiffusionGenerator:
         sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
                                self.cfg.rho).to(self.device)
         denoise = self._denoise(condition, tokens, tmask, b)
-        if self.cfg.guidance_scale != 1.0:  # the other half: the same agent tokens, and the count unset, PG
-            contrast = self.cfg.guidance_contrast  # traffic, or no map
-            u_condition, u_tokens = condition, tokens
-            if contrast == "map":
-                u_condition = self.denoiser.spatial_condition(maps, feats, mask, torch.ones(b, dtype=torch.bool))
-            else:
-                u_counts, u_real = (counts, False) if contrast == "domain" else (np.full(b, UNSET), real)
-                u_tokens, _ = self.denoiser.embed_tokens(
-                    feats, mask, torch.from_numpy(global_token_features(u_counts, self.cfg.tokens,
-                                                                        centre_is_ego, u_real)).to(self.device))
-            paired = self._denoise(torch.cat([condition, u_condition]), torch.cat([tokens, u_tokens]),
+        if self.cfg.guidance_scale != 1.0:  # the other half: the same agent tokens, the count unset or PG traffic
+            domain = self.cfg.guidance_contrast == "domain"
+            u_counts, u_real = (counts, False) if domain else (np.full(b, UNSET), real)
+            u_tokens, _ = self.denoiser.embed_tokens(
+                feats, mask, torch.from_numpy(global_token_features(u_counts, self.cfg.tokens,
+                                                                    centre_is_ego, u_real)).to(self.device))
+            paired = self._denoise(torch.cat([condition, condition]), torch.cat([tokens, u_tokens]),
                                    torch.cat([tmask, tmask]), b)
             denoise = classifier_free_guidance(denoise, paired, self.cfg.guidance_scale, self.cfg.guidance_interval)
         z = sample(denoise, noise, sigmas, solver=self.cfg.sampler, generator=gen)

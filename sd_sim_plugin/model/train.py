@@ -49,7 +49,6 @@ class TrainOptions:
     ema_decay: float = 0.999
     progress: bool = True
     init: Path | None = None  # fine-tune: the checkpoint whose weights this stage starts from
-    map_dropout: float = 0.0  # stage 2: share of samples whose map encoding is zeroed (map guidance's no-map case)
 
 
 def pick_device(name: str | None) -> str:
@@ -290,8 +289,6 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         cfg = replace(cfg, mirror_left_hand=True)
     if domain_flag:
         cfg = with_domain_flag(cfg, out, opts.resume)
-    if not opts.resume:
-        cfg = replace(cfg, map_dropout=float(opts.map_dropout))
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)
     latents = encode_latents(ae, train, opts.device)
     if not opts.resume and not fine_tune:
@@ -324,9 +321,7 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         noise = torch.randn(x0.shape, generator=gen, device=opts.device)
         feats, mask = feats.to(opts.device), mask.to(opts.device)
         tokens, tmask = net.embed_tokens(feats, mask, glob.to(opts.device))
-        drop_map = (torch.rand(len(idx), generator=gen, device=opts.device) < cfg.map_dropout
-                    if cfg.map_dropout > 0 else None)
-        condition = net.spatial_condition(_to(train.map[idx], opts.device), feats, mask, drop_map)
+        condition = net.spatial_condition(_to(train.map[idx], opts.device), feats, mask)
         denoised = net(x0 + sigma.view(-1, 1, 1, 1) * noise, sigma, condition, tokens, tmask)
         loss = (loss_weight(sigma).view(-1, 1, 1, 1) * (denoised - x0) ** 2).mean()
         trainer.opt.zero_grad(set_to_none=True)
