@@ -320,13 +320,9 @@ def _add_agents(kept: Agents, drawn: Agents, missing: np.ndarray | None, total: 
     """``kept`` plus the agents of a refill sampling ``drawn`` (most probable first) that are no rendering of a kept
     agent (matched within ``TOKEN_GATE_M``) and overlap none of the kept or added ones (the decoder's overlap rule),
     at most ``missing`` of each type (or ``total`` in all when ``missing`` is None)."""
-    from scipy.optimize import linear_sum_assignment
-
     t0 = cfg.horizon.t0_index
-    if len(kept) and len(drawn):
-        d = np.linalg.norm(drawn.trajectory[:, None, t0, :2] - kept.trajectory[None, :, t0, :2], axis=-1)
-        rows, cols = linear_sum_assignment(d)
-        drawn = drawn.select(np.setdiff1d(np.arange(len(drawn)), rows[d[rows, cols] <= TOKEN_GATE_M]))
+    renderings = _gate_matches(drawn.trajectory[:, t0, :2], kept.trajectory[:, t0, :2])
+    drawn = drawn.select(np.setdiff1d(np.arange(len(drawn)), list(renderings)))
     if len(drawn) == 0:
         return kept
     both = Agents.concatenate([kept, drawn])
@@ -345,6 +341,17 @@ def _add_agents(kept: Agents, drawn: Agents, missing: np.ndarray | None, total: 
 TOKEN_GATE_M = 4.0  # a generated agent this close to a token is the model's rendering of that token
 
 
+def _gate_matches(a: np.ndarray, b: np.ndarray) -> dict[int, int]:
+    """Hungarian pairs {row of ``a``: row of ``b``} of (N, 2) and (M, 2) centres, kept where within ``TOKEN_GATE_M``."""
+    from scipy.optimize import linear_sum_assignment
+
+    if len(a) == 0 or len(b) == 0:
+        return {}
+    d = np.linalg.norm(a[:, None] - b[None], axis=-1)
+    rows, cols = linear_sum_assignment(d)
+    return {int(r): int(c) for r, c in zip(rows, cols) if d[r, c] <= TOKEN_GATE_M}
+
+
 def enforce_tokens(agents: Agents, tokens: list[AgentToken], horizon: Horizon, max_extra: int | None = None,
                    along_trajectories: bool = False) -> Agents:
     """Make every agent token appear exactly as described (the ``Generator`` contract).
@@ -355,15 +362,8 @@ def enforce_tokens(agents: Agents, tokens: list[AgentToken], horizon: Horizon, m
     any step) are dropped, and at most ``max_extra`` other agents (the most probable) are kept; token agents come
     first.
     """
-    from scipy.optimize import linear_sum_assignment
-
     t0, n = horizon.t0_index, len(tokens)
-    want = np.array([[t.x, t.y] for t in tokens])
-    pairs: dict[int, int] = {}
-    if len(agents):
-        d = np.linalg.norm(want[:, None] - agents.trajectory[None, :, t0, :2], axis=-1)
-        rows, cols = linear_sum_assignment(d)
-        pairs = {int(r): int(c) for r, c in zip(rows, cols) if d[r, c] <= TOKEN_GATE_M}
+    pairs = _gate_matches(np.array([[t.x, t.y] for t in tokens]), agents.trajectory[:, t0, :2])
     traj = np.zeros((n, horizon.num_steps, 3), np.float32)
     times = horizon.times
     for k, tok in enumerate(tokens):
