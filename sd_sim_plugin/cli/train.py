@@ -45,8 +45,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="stage 2: give the global token a real-data flag (windows of folders collected from PG 0, "
                         "others 1), so one model learns PG and real traffic apart; a fine-tune's starting weights take "
                         "the new feature with a zero weight; generation sets it with real_flag in config.json")
-    p.add_argument("--no-position-features", action="store_true",
-                   help="stage 2: no cell-position input to the U-Net (experiment switch)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)
@@ -105,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         history = train_diffusion(train, val, args.out, opts, timestep_scale=args.timestep_scale,
                                   mirror_left_hand=cfg.mirror_left_hand, domain_flag=args.domain_flag,
-                                  no_position_features=args.no_position_features,
                                   **unet_channels)
     print(f"trained {args.stage} to step {opts.steps} -> {args.out}; last validation: {history[-1] if history else {}}")
     return 0

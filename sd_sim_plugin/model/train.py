@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,26 +23,14 @@ from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.model.autoencoder import AgentAutoencoder, autoencoder_loss
 from sd_sim_plugin.model.boxes import proposals_to_agents
 from sd_sim_plugin.model.cache import TrainingArrays
-from sd_sim_plugin.model.checkpoint import (
-    WEIGHT_FILES,
-    load_config,
-    load_tensors,
-    load_weights,
-    save_config,
-    save_weights,
-)
+from sd_sim_plugin.model.checkpoint import (WEIGHT_FILES, load_config, load_tensors, load_weights, save_config,
+                                            save_weights)
 from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import fit_count_model
 from sd_sim_plugin.model.denoiser import LatentDenoiser
 from sd_sim_plugin.model.edm import loss_weight, sample_training_sigma
 from sd_sim_plugin.model.evaluate import detection_scores
-from sd_sim_plugin.model.tokens import (
-    DOMAIN_GLOBAL_DIM,
-    POSITION_DIM,
-    drop_tokens,
-    global_token_features,
-    has_domain_flag,
-)
+from sd_sim_plugin.model.tokens import DOMAIN_GLOBAL_DIM, drop_tokens, global_token_features, has_domain_flag
 from sd_sim_plugin.scene.types import Agents
 
 
@@ -272,8 +261,7 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
 
 def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions,
                     timestep_scale: float = 1.0, unet_channels: tuple[int, ...] | None = None,
-                    mirror_left_hand: bool = False, domain_flag: bool = False,
-                    no_position_features: bool = False) -> list[dict]:
+                    mirror_left_hand: bool = False, domain_flag: bool = False) -> list[dict]:
     """Stage 2: train the token-conditioned latent denoiser on the frozen stage-1 encoder's latents.
 
     A fresh run takes the current stage-2 recipe (:meth:`ModelConfig.for_new_denoiser`) and, when given,
@@ -301,9 +289,6 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         cfg = replace(cfg, mirror_left_hand=True)
     if domain_flag:
         cfg = with_domain_flag(cfg, out, opts.resume)
-    drop_positions = no_position_features and cfg.position_features and not opts.resume
-    if no_position_features:
-        cfg = replace(cfg, position_features=False)
     ae = load_weights(AgentAutoencoder(cfg), out / WEIGHT_FILES["autoencoder"]).to(opts.device)
     latents = encode_latents(ae, train, opts.device)
     if not opts.resume and not fine_tune:
@@ -316,13 +301,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
     latents = ((latents - mean_t) / std_t).to(opts.device)
     net = LatentDenoiser(cfg).to(opts.device)
     if fine_tune:
-        def adapt(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            state = _widen_global_input(cfg.tokens.global_dim, state)
-            if drop_positions:  # the cell positions are the U-Net input's last channels
-                state = {**state, "unet.conv_in.weight": state["unet.conv_in.weight"][:, :-POSITION_DIM]}
-            return state
-
-        load_weights(net, Path(opts.init) / WEIGHT_FILES["denoiser"], adapt)
+        load_weights(net, Path(opts.init) / WEIGHT_FILES["denoiser"],
+                     partial(_widen_global_input, cfg.tokens.global_dim))
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     trainer = _Trainer(cfg, out, opts, {"denoiser": net, "ema": ema}, list(net.parameters()))
     trainer.stage = "diffusion"
