@@ -13,10 +13,11 @@ counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--
 ``--contrast``, what they guide against, ``--solver``, solvers, ``--steps``, step counts, ``--offroad``, off-road
 vehicle scales, ``--misaligned``, the scales of vehicles standing across a lane, ``--lane-snap``, the angles within
 which vehicles on a lane are turned onto it, ``--ego-flag``, the global token's centred-on-ego flag, and
-``--mirror-left``, whether left-hand maps are generated as their right-hand mirror image) with the checkpoint's own
-solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's
-config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; settings over
-it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data when CKPT
+``--mirror-left``, whether left-hand maps are generated as their right-hand mirror image, and ``--refill``, how
+often scenes short of their count are sampled again) with the checkpoint's own solver instead, and ``--write`` stores
+the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those within ``--max-evals``
+U-Net evaluations per scene (a guided step counts twice; refill rounds are not counted, their cost shows in the CPU
+time; settings over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data when CKPT
 was trained without the validation scenes; ``--vehicles-tolerance T`` writes only a setting whose pooled vehicles ratio
 is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each setting is measured with every
 validation model on its own validation windows and the MMDs are pooled over all of them (``folds`` in the output keeps
@@ -279,7 +280,8 @@ def main(argv: list[str] | None = None) -> None:
                   "misaligned_vehicle_scale": best.misaligned_vehicle_scale, "lane_snap_deg": best.lane_snap_deg,
                   "ego_flag": best.ego_flag,
                   "real_flag": best.real_flag, "mirror_left_hand": best.mirror_left_hand,
-                  "refill_rounds": best.refill_rounds, "mmd": {k: row[k] for k in MMD_KEYS}, "vehicles_ratio": row["vehicles_ratio"],
+                  "refill_rounds": best.refill_rounds, "mmd": {k: row[k] for k in MMD_KEYS},
+                  "vehicles_ratio": row["vehicles_ratio"],
                   "candidates": len(results), "max_evals": args.max_evals, "vehicles_tolerance": tolerance,
                   "density": args.density}
         save_config(target, replace(cfg, **{name: getattr(best, name) for name in SWEPT}),
