@@ -13,7 +13,7 @@ from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.model.autoencoder import AgentAutoencoder
 from sd_sim_plugin.model.boxes import NUM_TYPES, drivable_cells, proposals_to_agents, remove_overlaps
 from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, load_weights
-from sd_sim_plugin.model.config import MAX_REFILL_ROUNDS, ModelConfig
+from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import expected_count
 from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
 from sd_sim_plugin.model.edm import classifier_free_guidance, karras_sigmas, sample
@@ -102,9 +102,10 @@ class ScenarioDiffusionGenerator:
                 raise SdSimError(f"guidance scale {guidance_scale}: must be >= 0 (1 = no guidance)")
             cfg = replace(cfg, guidance_scale=float(guidance_scale))
         if refill_rounds is not None:
-            if not 0 <= refill_rounds <= MAX_REFILL_ROUNDS:
-                raise SdSimError(f"refill rounds {refill_rounds}: must be in [0, {MAX_REFILL_ROUNDS}] (0 = off)")
-            cfg = replace(cfg, refill_rounds=int(refill_rounds))
+            try:
+                cfg = replace(cfg, refill_rounds=refill_rounds)
+            except ValueError as exc:  # the config's own check: a whole number in range
+                raise SdSimError(str(exc)) from None
         if not cfg.latent_mean or len(cfg.latent_mean) != cfg.latent_channels:
             raise SdSimError(f"{Path(path) / 'config.json'}: no latent statistics; the diffusion stage was not trained")
         ae = load_weights(AgentAutoencoder(cfg), Path(path) / WEIGHT_FILES["autoencoder"])
@@ -139,13 +140,13 @@ class ScenarioDiffusionGenerator:
             return agents
         wanted = mask.sum(dim=1).cpu().numpy() + counts
         for round_ in range(1, self.cfg.refill_rounds + 1):
-            short = [i for i in range(b) if counts[i] != UNSET
-                     and _shortfall(agents[i], int(wanted[i]), None if type_counts is None else type_counts[i]).any()]
+            missing = {i: _shortfall(agents[i], int(wanted[i]), None if type_counts is None else type_counts[i])
+                       for i in range(b) if counts[i] != UNSET}
+            short = [i for i, m in missing.items() if m.any()]
             if not short:
                 break
-            refilled = self._refill([agents[i] for i in short], maps[short], [int(wanted[i]) for i in short],
-                                    None if type_counts is None else np.asarray(type_counts)[short],
-                                    (int(seed) * 1_000_033 + 7_919 * round_) % 2**62, steps,
+            refilled = self._refill([agents[i] for i in short], [missing[i] for i in short], type_counts is not None,
+                                    maps[short], (int(seed) * 1_000_033 + 7_919 * round_) % 2**62, steps,
                                     ego_flags[short], real_flags[short], [lanes[i] for i in short])
             for i, a in zip(short, refilled, strict=True):
                 agents[i] = a
@@ -187,12 +188,13 @@ class ScenarioDiffusionGenerator:
                                     type_counts=None if n is None else np.asarray(n))
                 for p, w, c, m, ln, n in zip(proposals, wanted, counts, rasters, lanes, per_type, strict=True)]
 
-    def _refill(self, kept: list[Agents], maps: torch.Tensor, wanted: list[int], type_counts: np.ndarray | None,
+    def _refill(self, kept: list[Agents], missing: list[np.ndarray], per_type: bool, maps: torch.Tensor,
                 seed: int, steps: int | None, centre_is_ego: np.ndarray, real: np.ndarray,
                 lanes: list[LaneIndex | None]) -> list[Agents]:
-        """Scenes short of their count, sampled again with their kept agents as agent tokens and the shortfall as
-        the count; the new agents that are no rendering of a kept one and overlap none of them are added, most
-        probable first, up to each type's shortfall. The kept agents stay as they were."""
+        """Scenes short of their count (``missing``: :func:`_shortfall`, per agent type when ``per_type``), sampled
+        again with their kept agents as agent tokens and the shortfall as the count; the new agents that are no
+        rendering of a kept one and overlap none of them are added, most probable first, up to each type's
+        shortfall. The kept agents stay as they were."""
         layout = self.cfg.tokens
         given = [tokens_from_agents(a, self.horizon)[: layout.max_tokens] for a in kept]
         width = max(1, max(len(t) for t in given))
@@ -202,15 +204,13 @@ class ScenarioDiffusionGenerator:
             if toks:
                 feats[i, : len(toks)] = torch.from_numpy(agent_token_features(toks, layout))
                 mask[i, : len(toks)] = True
-        missing = [_shortfall(a, w, None if type_counts is None else type_counts[i])
-                   for i, (a, w) in enumerate(zip(kept, wanted, strict=True))]
         counts = np.array([int(m.sum()) for m in missing], np.int64)
-        round_types = None if type_counts is None else np.stack(
+        round_types = None if not per_type else np.stack(
             [np.bincount(np.asarray(a.types[: len(t)], np.int64), minlength=NUM_TYPES) + m
              for a, t, m in zip(kept, given, missing, strict=True)])
         drawn = self._sample_round(maps, feats, mask, counts, seed, steps, True, centre_is_ego, real, lanes,
                                    round_types)
-        return [_add_agents(a, d, m if type_counts is not None else None, int(m.sum()), self.cfg)
+        return [_add_agents(a, d, m if per_type else None, int(m.sum()), self.cfg)
                 for a, d, m in zip(kept, drawn, missing, strict=True)]
 
     def _traced_unet(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):

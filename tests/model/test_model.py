@@ -554,7 +554,7 @@ def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "unknown agent type 'bus'" in err[0]
     assert main(["generate", "--map", "pg:1", "--refill", "7", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "refill rounds 7: must be in [0, 3]" in err[0]
+    assert len(err) == 1 and "refill_rounds (7) must be a whole number in [0, 3]" in err[0]
 
 
 def test_failed_stage_2_start_leaves_the_checkpoint_untouched(trained, tmp_path, capsys):
@@ -656,10 +656,9 @@ def test_refill_rounds_fill_a_short_scene_and_keep_its_first_sample(trained, roa
     met = plain.generate(scene.map, density=1, seed=3)[0]  # a scene that got its count is not sampled again
     np.testing.assert_array_equal(refill.generate(scene.map, density=1, seed=3)[0].agents.trajectory,
                                   met.agents.trajectory)
-    with pytest.raises(SdSimError, match="refill rounds 7"):
-        ScenarioDiffusionGenerator.from_checkpoint(trained[0], refill_rounds=7)
-    with pytest.raises(ValueError, match="refill_rounds"):
-        replace(plain.cfg, refill_rounds=1.5)
+    for bad in (7, 1.5, True):
+        with pytest.raises(SdSimError, match=r"refill_rounds \(.*\) must be a whole number in \[0, 3\]"):
+            ScenarioDiffusionGenerator.from_checkpoint(trained[0], refill_rounds=bad)
 
 
 def _keep_right(scene):
