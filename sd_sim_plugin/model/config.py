@@ -16,7 +16,7 @@ STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean"
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast",
                    "offroad_vehicle_scale", "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg",
-                   "refill_rounds", "lane_start_sigma")
+                   "refill_rounds")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
 PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
@@ -71,9 +71,6 @@ class ModelConfig:
     # the agents kept so far as agent tokens and the shortfall as the count; the new agents that fit are added
     # (docs/model.md, *A refill round*). 0 = off.
     refill_rounds: int = 0
-    # SDEdit from the lane heuristic: sampling starts at this noise level from the encoded latent of a lane-heuristic
-    # scene of the same map and count instead of pure noise at sigma_max (docs/model.md). 0 = off.
-    lane_start_sigma: float = 0.0
     sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m | dpmpp2m_sde (model/edm.py); chosen by measurement
     sampler_steps: int = 6
     # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
@@ -137,8 +134,6 @@ class ModelConfig:
                 or not 0 <= self.refill_rounds <= MAX_REFILL_ROUNDS:
             raise ValueError(f"refill_rounds ({self.refill_rounds!r}) must be a whole number in [0, "
                              f"{MAX_REFILL_ROUNDS}] (0 = off)")
-        if not 0 <= self.lane_start_sigma <= self.sigma_max:
-            raise ValueError(f"lane_start_sigma ({self.lane_start_sigma}) must be in [0, sigma_max] (0 = off)")
         for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")

@@ -117,7 +117,7 @@ class ScenarioDiffusionGenerator:
                       seed: int = 0, steps: int | None = None, exact_count: bool = True,
                       centre_is_ego: np.ndarray | bool = True, real: np.ndarray | bool = False,
                       lanes: Sequence[LaneIndex | None] | None = None,
-                      type_counts: np.ndarray | None = None, start: torch.Tensor | None = None) -> list[Agents]:
+                      type_counts: np.ndarray | None = None) -> list[Agents]:
         """Batched core: map rasters (B, C_m, H, W), token features / mask, global counts (B,) -> agents per scene.
 
         ``centre_is_ego`` and ``real`` are the global token's flags: :meth:`generate` passes the config's
@@ -135,7 +135,7 @@ class ScenarioDiffusionGenerator:
         ego_flags = np.broadcast_to(np.asarray(centre_is_ego, bool), (b,))
         real_flags = np.broadcast_to(np.asarray(real, bool), (b,))
         agents = self._sample_round(maps, feats, mask, counts, seed, steps, exact_count, ego_flags, real_flags,
-                                    lanes, type_counts, start)
+                                    lanes, type_counts)
         if not exact_count:
             return agents
         wanted = mask.sum(dim=1).cpu().numpy() + counts
@@ -155,9 +155,8 @@ class ScenarioDiffusionGenerator:
     def _sample_round(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
                       seed: int, steps: int | None, exact_count: bool, centre_is_ego: np.ndarray,
                       real: np.ndarray, lanes: list[LaneIndex | None],
-                      type_counts: np.ndarray | None, start: torch.Tensor | None = None) -> list[Agents]:
-        """One sampling of every scene in the batch, decoded (:meth:`sample_agents` without refilling); ``start``
-        (normalised latents): begin at ``lane_start_sigma`` from them instead of at sigma_max from noise."""
+                      type_counts: np.ndarray | None) -> list[Agents]:
+        """One sampling of every scene in the batch, decoded (:meth:`sample_agents` without refilling)."""
         b = len(maps)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         noise = torch.randn((b, self.cfg.latent_channels, self.cfg.latent_size, self.cfg.latent_size),
@@ -167,10 +166,8 @@ class ScenarioDiffusionGenerator:
         tokens, tmask = self.denoiser.embed_tokens(
             feats, mask,
             torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego, real)).to(self.device))
-        top = self.cfg.sigma_max if start is None else self.cfg.lane_start_sigma
-        sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, top, self.cfg.rho).to(self.device)
-        if start is not None:  # sample() starts at noise * sigmas[0]
-            noise = noise + start.to(self.device) / top
+        sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
+                               self.cfg.rho).to(self.device)
         denoise = self._denoise(condition, tokens, tmask, b)
         if self.cfg.guidance_scale != 1.0:  # the other half: the same agent tokens, the count unset or PG traffic
             domain = self.cfg.guidance_contrast == "domain"
@@ -215,24 +212,6 @@ class ScenarioDiffusionGenerator:
                                    round_types)
         return [_add_agents(a, d, m if per_type else None, int(m.sum()), self.cfg)
                 for a, d, m in zip(kept, drawn, missing, strict=True)]
-
-    def _lane_start(self, map: MapGeometry, ego: Agents | None, tokens: list[AgentToken], counts: np.ndarray,
-                    type_counts: np.ndarray | None, seed: int) -> torch.Tensor:
-        """Normalised latents of lane-heuristic scenes of ``map`` (one per count: the tokens plus that many vehicles,
-        or the vehicle count of ``type_counts``), the starting point of SDEdit sampling."""
-        from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
-        from sd_sim_plugin.model.cache import agents_in_view
-        from sd_sim_plugin.raster.bev import rasterise_agents
-
-        lane = LaneHeuristicGenerator(self.horizon)
-        rasters = []
-        for i, c in enumerate(counts):
-            n = int(type_counts[i][int(AgentType.VEHICLE)]) - len(tokens) if type_counts is not None else c
-            scene = lane.generate(map, ego=ego, agent_tokens=tokens, density=None if n == UNSET else max(int(n), 0),
-                                  seed=int(seed) * 7_919 + i)[0]
-            rasters.append(rasterise_agents(agents_in_view(scene, self.cfg), self.horizon, self.raster))
-        mean, _ = self.autoencoder.encode(torch.from_numpy(np.stack(rasters)).to(self.device))
-        return (mean - self._mean) / self._std
 
     def _traced_unet(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
         """The U-Net traced and frozen once, on the first batch's shapes (any batch size and token count after);
@@ -298,12 +277,9 @@ class ScenarioDiffusionGenerator:
             expected = expected_count(self.cfg.count_coefficients, maps[:1].cpu().numpy())[0]
             counts = np.maximum(np.random.default_rng([int(seed), 1]).poisson(expected, count) - len(tokens), 0)
         lanes = LaneIndex(map) if self.cfg.lane_snap_deg > 0 and map.num_lanes else None
-        start = None
-        if self.cfg.lane_start_sigma > 0:
-            start = self._lane_start(map, ego, tokens, counts, type_counts, seed)
         agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed,
                                     centre_is_ego=self.cfg.ego_flag, real=self.cfg.real_flag, lanes=[lanes] * count,
-                                    type_counts=type_counts, start=start)
+                                    type_counts=type_counts)
         ego_box = _ego_box(ego, self.horizon)
         scenes = []
         for i, a in enumerate(agents):

@@ -172,8 +172,6 @@ def main(argv: list[str] | None = None) -> None:
                                          "mirror image, to cross with the rest, e.g. 0,1 (default: the checkpoint's)")
     p.add_argument("--refill", help="with --guidance: refill rounds for scenes short of their count to cross with "
                    "the rest, e.g. 0,1 (docs/model.md)")
-    p.add_argument("--lane-start", help="with --guidance: SDEdit noise levels to start from a lane-heuristic scene, "
-                   "to cross with the rest, e.g. 0,1,2 (0 = from noise; docs/model.md)")
     p.add_argument("--max-evals", type=int,
                    help="with --guidance: only settings with at most this many U-Net evaluations per scene (a "
                         "guided step counts twice) are measured and may be written: the speed budget")
@@ -223,17 +221,15 @@ def main(argv: list[str] | None = None) -> None:
             mirror = _flags(args.mirror_left, "--mirror-left") if args.mirror_left else [base.mirror_left_hand]
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
             refill = _whole(args.refill, "--refill") if args.refill else [base.refill_rounds]
-            starts = _floats(args.lane_start, "--lane-start") if args.lane_start else [base.lane_start_sigma]
             contrasts = args.contrast.split(",") if args.contrast else [base.guidance_contrast]
             grid = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w,
                             guidance_interval=iv if w != 1.0 else base.guidance_interval,
                             guidance_contrast=ct if w != 1.0 else base.guidance_contrast,
                             offroad_vehicle_scale=o, misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e,
-                            real_flag=r, mirror_left_hand=ml, refill_rounds=rf, lane_start_sigma=ls)
+                            real_flag=r, mirror_left_hand=ml, refill_rounds=rf)
                     for sv in solvers for n in steps for w in _floats(args.guidance, "--guidance")
                     for iv in _intervals(args.intervals) for ct in contrasts for o in offroad for m in across
-                    for a in snaps for e in flags for r in real for ml in mirror for rf in refill
-                    for ls in starts]
+                    for a in snaps for e in flags for r in real for ml in mirror for rf in refill]
             settings = list(dict.fromkeys(grid))  # unguided settings are one, whatever the interval and contrast
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
@@ -257,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
                "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
                "lane_snap": cfg.lane_snap_deg,
                "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "mirror_left": cfg.mirror_left_hand,
-               "refill": cfg.refill_rounds, "lane_start": cfg.lane_start_sigma}
+               "refill": cfg.refill_rounds}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
