@@ -8,8 +8,10 @@ docs/eval/model/validation) adds a line per setting: its pooled sum, and its Sin
 Output: ``folds_by_city.log``.
 """
 import json
+import pickle
 import sys
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,7 @@ from sd_sim_plugin.data.dataset import SceneDataset
 LOGS = Path("docs/eval/model/validation")
 MODELS = {"seed 0": ("real_val_cv_refill.log", {"refill": 0}), "seed 1": ("real_val_cv_seed1.log", {}),
           "seed 2": ("real_val_cv_seed2.log", {}), "3-seed average": ("real_val_cv_soup3.log", {})}
-# nuScenes scene locations (nuScenes v1.0-mini metadata); Waymo scenes are US cities, right-hand traffic.
-SINGAPORE = ("scene-0061", "scene-1077", "scene-1094", "scene-1100")
+DEV_DATA = Path("../shared/data/scenarionet/dev")  # trusted source (ScenarioNet files are pickles)
 
 
 def lines(path: Path) -> list[str]:
@@ -29,11 +30,14 @@ def lines(path: Path) -> list[str]:
         return f.readlines()
 
 
+@cache
 def city(file: str) -> str:
-    """Singapore, Boston or Waymo for a ScenarioNet file name."""
-    if "nuscenes" not in file:
+    """Singapore, Boston or Waymo for a ScenarioNet file, from its metadata (nuScenes: the map's name)."""
+    with open(next(DEV_DATA.rglob(file)), "rb") as f:
+        meta = pickle.load(f)["metadata"]
+    if meta.get("dataset") == "waymo":
         return "Waymo"
-    return "Singapore" if any(s in file for s in SINGAPORE) else "Boston"
+    return str(meta.get("map", "?")).split("-")[0].capitalize()
 
 
 windows = Counter()
@@ -67,6 +71,12 @@ files = [f for f in windows if city(f) != "Singapore"]
 w = np.array([windows[f] for f in files], float)
 print(f"{'Boston + Waymo pooled':46s} {int(w.sum()):5d}",
       *(f"{np.dot(w, [sum(s[f]) for f in files]) / w.sum():15.3f}" for s in scores.values()))
+print("position / heading / velocity:")
+for group in (("Singapore",), ("Boston",), ("Waymo",), ("Boston", "Waymo")):
+    files = [f for f in windows if city(f) in group]
+    w = np.array([windows[f] for f in files], float)
+    parts = {n: np.array([s[f] for f in files]).T @ w / w.sum() for n, s in scores.items()}
+    print(f"{' + '.join(group):46s}", *(f"{'/'.join(f'{v:.3f}' for v in p):>19s}" for p in parts.values()))
 
 for log in sys.argv[1:]:
     for line in lines(LOGS / log):
