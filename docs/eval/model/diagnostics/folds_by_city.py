@@ -81,7 +81,8 @@ for group in (("Singapore",), ("Boston",), ("Waymo",), ("Boston", "Waymo")):
 for log in sys.argv[1:]:
     for line in lines(LOGS / log):
         if line.startswith("{") and "scenes" in (row := json.loads(line)):
-            keys = ("steps", "guidance", "contrast", "interval", "lane_snap", "real_flag", "refill", "lane_start")
+            keys = ("sampler", "steps", "guidance", "contrast", "interval", "lane_snap", "ego_flag", "real_flag", "refill",
+                    "lane_start")
             setting = " ".join(f"{k}={row[k]}" for k in keys if k in row)
             parts = []
             for group in (("Singapore",), ("Boston", "Waymo")):
