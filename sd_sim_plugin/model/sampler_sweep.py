@@ -17,11 +17,12 @@ which vehicles on a lane are turned onto it, ``--ego-flag``, the global token's 
 often scenes short of their count are sampled again) with the checkpoint's own solver instead, and ``--write`` stores
 the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those within ``--max-evals``
 U-Net evaluations per scene (a guided step counts twice; refill rounds are not counted, their cost shows in the CPU
-time; settings over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on all the data when CKPT
-was trained without the validation scenes; ``--vehicles-tolerance T`` writes only a setting whose pooled vehicles ratio
-is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each setting is measured with every
-validation model on its own validation windows and the MMDs are pooled over all of them (``folds`` in the output keeps
-each fold's); ``--per-scene`` adds each source file's MMDs. Run it on validation windows (``data/pg_val``,
+time; settings over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on
+all the data when CKPT was trained without the validation scenes; ``--vehicles-tolerance T`` writes only a setting
+whose pooled vehicles ratio is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each
+setting is measured with every validation model on its own validation windows (:func:`reference_windows`) and the
+MMDs are pooled over all of them (``folds`` in the output keeps each fold's); ``--per-scene`` adds each source file's
+MMDs. Run it on validation windows (``data/pg_val``,
 ``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the evaluation set.
 """
 
@@ -55,6 +56,11 @@ DENSITY_CHOICES = ("per-type", "total")
 # What a sweep setting sets on every fold's own config: the sampling choice and the handedness convention (which a
 # model trained with ``--mirror-left-hand`` needs, and a model trained without it may still be sampled with).
 SWEPT = (*SAMPLING_CHOICE, "mirror_left_hand")  # not trajectory_overlap: the target keeps its own
+
+
+def reference_windows(data: SceneDataset, limit: int) -> list[Scene]:
+    """The windows a sweep measures: at most ``limit``, evenly spaced over ``data`` (first and last included)."""
+    return [data[int(i)] for i in np.linspace(0, len(data) - 1, min(limit, len(data))).astype(int)]
 
 
 def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: list[Scene], seeds: int = 1,
@@ -206,9 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     folds = []
     for ckpt, data_dir in [(args.checkpoint, args.data), *args.fold]:
         gen = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
-        data = SceneDataset(data_dir)
-        refs = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(args.limit, len(data))).astype(int)]
-        folds.append((gen, gen.cfg, refs))
+        folds.append((gen, gen.cfg, reference_windows(SceneDataset(data_dir), args.limit)))
     base = folds[0][1]
     if args.guidance:
         try:

@@ -893,6 +893,15 @@ def test_domain_guidance_sets_real_traffic_against_pg_traffic(road_scenes):
         replace(shipped, guidance_contrast="ego")
 
 
+def test_sweep_windows_are_evenly_spaced_with_both_ends():
+    """The sweep (and the diagnostics that must score the same windows) take both ends and evenly spaced ones."""
+    from sd_sim_plugin.model.sampler_sweep import reference_windows
+
+    windows = list(range(100))
+    assert reference_windows(windows, 5) == [0, 24, 49, 74, 99]
+    assert reference_windows(windows[:3], 39) == [0, 1, 2]
+
+
 def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, road_scenes, tmp_path, capsys):
     """The sweep measures each scale on the given windows and stores the lowest-MMD one with its record; bad
     arguments are one line."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sd_sim_plugin.data.dataset import SceneDataset
+from sd_sim_plugin.model.sampler_sweep import reference_windows
 
 LOGS = Path("docs/eval/model/validation")
 MODELS = {"seed 0": ("real_val_cv_refill.log", {"refill": 0}), "seed 1": ("real_val_cv_seed1.log", {}),
@@ -42,9 +43,8 @@ def city(file: str) -> str:
 
 windows = Counter()
 for d in ("data/real_val", "data/real_val1", "data/real_val2"):
-    data = SceneDataset(d)
-    for i in np.linspace(0, len(data) - 1, min(39, len(data))).astype(int):
-        windows[str(data[int(i)].meta.get("file", ""))] += 1
+    for ref in reference_windows(SceneDataset(d), 39):
+        windows[str(ref.meta.get("file", ""))] += 1
 
 scores = {}
 for name, (log, match) in MODELS.items():
@@ -81,8 +81,8 @@ for group in (("Singapore",), ("Boston",), ("Waymo",), ("Boston", "Waymo")):
 for log in sys.argv[1:]:
     for line in lines(LOGS / log):
         if line.startswith("{") and "scenes" in (row := json.loads(line)):
-            keys = ("sampler", "steps", "guidance", "contrast", "interval", "lane_snap", "ego_flag", "real_flag", "refill",
-                    "lane_start")
+            keys = ("sampler", "steps", "guidance", "contrast", "interval", "lane_snap", "ego_flag", "real_flag",
+                    "refill", "lane_start")
             setting = " ".join(f"{k}={row[k]}" for k in keys if k in row)
             parts = []
             for group in (("Singapore",), ("Boston", "Waymo")):
