@@ -1,0 +1,112 @@
+"""Per-scene MMD of one draw against the MMD of several draws pooled: is a generator's loss its placement on the map
+(its marginal over draws) or how much one draw commits to one of several plausible layouts?
+
+For each reference window, K scenes are drawn (seeds as ``sampler_sweep``: window index plus 1,000,003 per draw;
+density = the reference's count of each agent type, the reference's ego given). Two numbers per MMD feature:
+- ``one draw``: the per-scene MMD of each draw against the reference, averaged over draws and windows (the usual
+  measure, as ``sampler_sweep`` computes it);
+- ``K draws pooled``: the vehicles of all K draws of a window as one set against the reference's. This is the MMD
+  of the generator's marginal on that map, so a generator that spreads its draws over the map's plausible layouts
+  gains against one that draws one layout each time. Pooling also enlarges the generated set, which the estimator
+  scores lower by itself (docs/model.md, Known debts); both generators get the same K, so compare them with each
+  other, not with the one-draw numbers.
+Beside them, the share of vehicles at t = 0 in four speed bands (``speed_shares``: below 0.3 m/s, 0.3-3, 3-12, 12
+and over), for the references and for every draw.
+
+Run from the repository root:
+``python docs/eval/model/diagnostics/pooled_draws.py CKPT DATA [CKPT DATA ...] [--draws K] [--limit N]``,
+e.g. the three fold models on their validation windows, or ``checkpoints/real outputs/real_heldout`` (a diagnosis:
+no choice may be made on the held-out scenes). Every model samples with ``checkpoints/real``'s sampling choice and
+trajectory rule (``PER_MODEL_CHOICE``), as the sweep's shipped setting does. Prints one JSON line per (model, data)
+pair and one line per generator over all pairs.
+"""
+import argparse
+import json
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from sd_sim_plugin.data.dataset import SceneDataset
+from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
+from sd_sim_plugin.metrics.distribution import mmd
+from sd_sim_plugin.metrics.harness import reference_density
+from sd_sim_plugin.metrics.suite import LaneCache, scene_stats
+from sd_sim_plugin.metrics.selection import ego_box
+from sd_sim_plugin.model.checkpoint import load_config
+from sd_sim_plugin.model.config import PER_MODEL_CHOICE
+from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
+from sd_sim_plugin.model.sampler_sweep import MMD_KEYS, reference_windows
+from sd_sim_plugin.scene.types import AgentType
+
+SPEED_BANDS_MPS = (0.3, 3.0, 12.0)
+
+
+def speed_shares(speeds: list[np.ndarray]) -> list[float]:
+    """Shares of the pooled speeds in the bands below, between and above :data:`SPEED_BANDS_MPS`."""
+    v = np.concatenate(speeds) if speeds else np.zeros(0)
+    counts = np.bincount(np.searchsorted(SPEED_BANDS_MPS, v, side="right"), minlength=len(SPEED_BANDS_MPS) + 1)
+    return [round(float(c) / max(len(v), 1), 3) for c in counts]
+
+
+def measure(gen, refs, draws: int) -> dict:
+    """One-draw and pooled MMDs (mean over windows where both sides have vehicles) of ``gen`` on ``refs``, and the
+    speed shares of its draws and of the references."""
+    lanes = LaneCache()
+    one, pooled = {k: [] for k in MMD_KEYS}, {k: [] for k in MMD_KEYS}
+    ref_speeds, gen_speeds = [], []
+    for i, ref in enumerate(refs):
+        index, ego = lanes.get(ref), ego_box(ref)
+        r = scene_stats(ref, index, ego).features
+        ego_agent = ref.agents.select(np.array([ref.ego_index]))
+        density = reference_density(ref, gen.agent_types)
+        feats = [scene_stats(gen.generate(ref.map, ego=ego_agent, density=density, seed=k * 1_000_003 + i)[0],
+                             index, ego).features for k in range(draws)]
+        ref_speeds.append(r.speed)
+        gen_speeds += [f.speed for f in feats]
+        if len(r) == 0:
+            continue
+        for key in MMD_KEYS:
+            sets = [getattr(f, key) for f in feats if len(f)]
+            if sets:
+                one[key].append(np.mean([mmd(s, getattr(r, key)) for s in sets]))
+                pooled[key].append(mmd(np.concatenate(sets), getattr(r, key)))
+    return {"one draw": {k: round(float(np.mean(v)), 4) for k, v in one.items()},
+            "pooled": {k: round(float(np.mean(v)), 4) for k, v in pooled.items()},
+            "windows": len(one["position"]),
+            "speed_shares": {"reference": speed_shares(ref_speeds), "generated": speed_shares(gen_speeds)}}
+
+
+def main() -> None:
+    """Measure the model and the lane heuristic on each (checkpoint, data) pair and pooled over them."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("pairs", nargs="+", help="CKPT DATA [CKPT DATA ...]")
+    p.add_argument("--draws", type=int, default=6)
+    p.add_argument("--limit", type=int, default=39, help="windows per data folder (evenly spaced)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if len(args.pairs) % 2:
+        p.error("give CKPT DATA pairs")
+    totals: dict[str, list] = {"model": [], "lane": []}
+    shipped, _ = load_config("checkpoints/real")  # every model samples as checkpoints/real does, like the sweep
+    for ckpt, data in zip(args.pairs[::2], args.pairs[1::2]):
+        refs = reference_windows(SceneDataset(data), args.limit)
+        model = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
+        model.cfg = replace(model.cfg, **{n: getattr(shipped, n) for n in PER_MODEL_CHOICE})
+        lane = LaneHeuristicGenerator(refs[0].horizon)
+        lane.agent_types = (AgentType.VEHICLE,)
+        for name, gen in (("model", model), ("lane", lane)):
+            row = measure(gen, refs, args.draws)
+            totals[name].append(row)
+            print(json.dumps({"model": ckpt if name == "model" else "lane", "data": data, **row}), flush=True)
+    for name, rows in totals.items():
+        w = np.array([r["windows"] for r in rows], np.float64)
+        out = {part: {k: round(float(np.dot(w, [r[part][k] for r in rows]) / w.sum()), 4) for k in MMD_KEYS}
+               for part in ("one draw", "pooled")}
+        print(json.dumps({"all": name, **out, "sums": {part: round(sum(v.values()), 4) for part, v in out.items()},
+                          "windows": int(w.sum())}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
