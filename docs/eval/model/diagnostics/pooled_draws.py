@@ -31,8 +31,8 @@ from sd_sim_plugin.data.dataset import SceneDataset
 from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
 from sd_sim_plugin.metrics.distribution import mmd
 from sd_sim_plugin.metrics.harness import reference_density
-from sd_sim_plugin.metrics.suite import LaneCache, scene_stats
 from sd_sim_plugin.metrics.selection import ego_box
+from sd_sim_plugin.metrics.suite import LaneCache, scene_stats
 from sd_sim_plugin.model.checkpoint import load_config
 from sd_sim_plugin.model.config import PER_MODEL_CHOICE
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
