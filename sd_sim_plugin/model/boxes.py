@@ -112,11 +112,10 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     ((G, G) bool, :func:`drivable_cells`) ranks vehicle proposals off it by their score times the config's
     ``offroad_vehicle_scale``; ``lanes`` turns every vehicle and cyclist proposal within ``lane_snap_deg`` of a
     lane's heading onto it (:func:`align_to_lanes`, before overlap removal, so that the kept boxes and trajectories
-    are the ones checked), and ranks vehicle proposals on a lane but more than ``lane_snap_deg`` off the heading of
-    every lane holding them by their score times ``misaligned_vehicle_scale``; with ``park_offlane_vehicles``, it
-    holds every vehicle proposal on no lane still at its t = 0 pose (:func:`park_off_lanes`, also before overlap
-    removal). With a count, either prior only re-ranks vehicles among vehicles: how many of each type are kept
-    follows the unscaled scores.
+    are the ones checked),
+    and ranks vehicle proposals on a lane but more than ``lane_snap_deg`` off the heading of every lane holding them
+    by their score times ``misaligned_vehicle_scale``. With a count, either prior only re-ranks vehicles among
+    vehicles: how many of each type are kept follows the unscaled scores.
     """
     nd, t0 = cfg.num_deltas, cfg.horizon.t0_index
     prob = 1.0 / (1.0 + np.exp(-out[0]))
@@ -152,8 +151,6 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     if lanes is not None and len(lanes) and cfg.lane_snap_deg > 0:
         traj = align_to_lanes(traj, lanes, t0, np.deg2rad(cfg.lane_snap_deg),
                               only=types != int(AgentType.PEDESTRIAN))
-    if lanes is not None and len(lanes) and cfg.park_offlane_vehicles:
-        traj = park_off_lanes(traj, lanes, t0, only=types == int(AgentType.VEHICLE))
     quota = (types, np.asarray(type_counts)) if count is not None and type_counts is not None else None
     keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale,
                            other_poses=np.delete(traj, t0, axis=1) if cfg.trajectory_overlap else None, quota=quota)
@@ -197,23 +194,6 @@ def align_to_lanes(traj: np.ndarray, lanes: LaneIndex, t0: int, max_dev_rad: flo
     out[:, :, 0] = traj[:, t0:t0 + 1, 0] + c * rel[..., 0] - s * rel[..., 1]
     out[:, :, 1] = traj[:, t0:t0 + 1, 1] + s * rel[..., 0] + c * rel[..., 1]
     out[:, :, 2] = wrap_angle(traj[:, :, 2] - dev[:, None])
-    return out
-
-
-def park_off_lanes(traj: np.ndarray, lanes: LaneIndex, t0: int, only: np.ndarray | None = None) -> np.ndarray:
-    """Trajectories (K, T, 3) with each one whose t = 0 centre lies on no lane held at its t = 0 pose for every step;
-    with ``only`` ((K,) bool), just those rows.
-
-    In the real logs 83-91% of the vehicles off every lane are parked (below 0.3 m/s), while a model on maps it has
-    not seen drives a third of its off-lane vehicles at 3 m/s or more (docs/model.md, *Off-lane vehicles parked*).
-    """
-    if len(traj) == 0:
-        return traj
-    park = ~lanes.query(traj[:, t0, :2])["on_lane"]
-    if only is not None:
-        park &= only
-    out = traj.copy()
-    out[park] = traj[park, t0][:, None, :]
     return out
 
 

@@ -16,7 +16,7 @@ STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean"
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast",
                    "offroad_vehicle_scale", "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg",
-                   "refill_rounds", "park_offlane_vehicles")
+                   "refill_rounds")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
 PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
@@ -55,9 +55,6 @@ class ModelConfig:
     # (1 = off): logged traffic almost never stands across a lane (real validation scenes: 0.4% of moving vehicles on
     # a lane, against 23% of one model's), so such a proposal ranks behind the aligned ones (docs/model.md).
     misaligned_vehicle_scale: float = 1.0
-    # Vehicle proposals whose t = 0 centre lies on no lane are held still at their t = 0 pose (velocity 0): in the
-    # real logs 83-91% of off-lane vehicles are parked; chosen on validation scenes like the priors (docs/model.md).
-    park_offlane_vehicles: bool = False
     # The global token's centred-on-ego flag when generating. False asks for the neighbourhood of a training window
     # centred on another vehicle in traffic, which the scarce real ego windows may describe less well; chosen on
     # validation scenes like the sampler (docs/model.md). Training passes each window's own value.
@@ -137,7 +134,7 @@ class ModelConfig:
                 or not 0 <= self.refill_rounds <= MAX_REFILL_ROUNDS:
             raise ValueError(f"refill_rounds ({self.refill_rounds!r}) must be a whole number in [0, "
                              f"{MAX_REFILL_ROUNDS}] (0 = off)")
-        for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap", "park_offlane_vehicles"):
+        for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")
         if self.real_flag and not has_domain_flag(self.tokens):

@@ -127,8 +127,7 @@ class ScenarioDiffusionGenerator:
         rather than those above the existence threshold; ``type_counts`` ((B, NUM_TYPES), tokens included) says how
         many of each agent type, while the global token still gets the total. ``lanes`` (one per scene) turns
         proposals onto their lane's heading (``lane_snap_deg``) before overlap removal, and lets
-        ``misaligned_vehicle_scale`` rank proposals standing across a lane behind the aligned ones, and
-        ``park_offlane_vehicles`` hold vehicle proposals on no lane still. With a count,
+        ``misaligned_vehicle_scale`` rank proposals standing across a lane behind the aligned ones. With a count,
         scenes left short of it are refilled up to ``refill_rounds`` times (:meth:`_refill`).
         """
         b = len(maps)
@@ -277,8 +276,7 @@ class ScenarioDiffusionGenerator:
         if density is None and self.cfg.count_coefficients:  # the count model picks how many agents fit this map
             expected = expected_count(self.cfg.count_coefficients, maps[:1].cpu().numpy())[0]
             counts = np.maximum(np.random.default_rng([int(seed), 1]).poisson(expected, count) - len(tokens), 0)
-        needs_lanes = self.cfg.lane_snap_deg > 0 or self.cfg.park_offlane_vehicles
-        lanes = LaneIndex(map) if needs_lanes and map.num_lanes else None
+        lanes = LaneIndex(map) if self.cfg.lane_snap_deg > 0 and map.num_lanes else None
         agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed,
                                     centre_is_ego=self.cfg.ego_flag, real=self.cfg.real_flag, lanes=[lanes] * count,
                                     type_counts=type_counts)

@@ -220,47 +220,6 @@ def test_lane_alignment_turns_vehicles_within_its_angle_and_never_pedestrians(ti
         replace(cfg, lane_snap_deg="wide")  # as a hand-edited config.json could say
 
 
-def test_off_lane_vehicles_are_held_still_only_with_the_flag(tiny_config):
-    """With ``park_offlane_vehicles``, a vehicle decoded on no lane keeps its t = 0 pose at every step (speed 0); a
-    vehicle on the lane and a pedestrian off it move as decoded, and so does everything with the flag off."""
-    from sd_sim_plugin.scene.geometry import LaneIndex
-    from sd_sim_plugin.scene.types import AgentType, MapGeometry
-
-    cfg = replace(tiny_config, lane_snap_deg=0.0)
-    out = np.zeros((7 + 3 * cfg.num_deltas + 3, cfg.grid, cfg.grid), np.float32)
-    out[0] = -10.0
-    out[3:7] = 0.5
-    for r, c in ((16, 16), (16, 4), (16, 28)):  # the ego's row: on the lane (y = 0), 15 m left, 15 m right
-        out[0, r, c], out[1, r, c] = 5.0, 1.0
-        future = cfg.horizon.num_steps - 1 - cfg.horizon.t0_index  # deltas chain future poses first, then past
-        out[7:7 + 3 * future:3, r, c] = 1.0  # every future pose 1 unit further along the heading
-        out[7 + 3 * future:7 + 3 * cfg.num_deltas:3, r, c] = -1.0  # every past pose 1 unit further behind
-        out[7 + 3 * cfg.num_deltas, r, c] = 5.0
-    out[7 + 3 * cfg.num_deltas + 1, 16, 28] = 10.0  # the right-hand one is a pedestrian
-    lanes = LaneIndex(MapGeometry(lane_ids=["road"], lane_centrelines=[np.array([[-40.0, 0.0], [40.0, 0.0]])],
-                                  lane_widths=np.array([3.5])))
-    t0 = cfg.horizon.t0_index
-
-    def speeds(park: bool) -> dict[tuple[int, int], float]:
-        """(type, side of the lane: -1 right, 0 on it, 1 left) -> speed at t = 0 in m/s."""
-        agents = proposals_to_agents(out, replace(cfg, park_offlane_vehicles=park), lanes=lanes)
-        side = np.sign(np.round(agents.trajectory[:, t0, 1] / 10)).astype(int)
-        speed = np.linalg.norm(agents.velocity[:, t0], axis=1)
-        return {(int(t), int(s)): float(v) for t, s, v in zip(agents.types, side, speed)}
-
-    vehicle, ped = int(AgentType.VEHICLE), int(AgentType.PEDESTRIAN)
-    moving = speeds(False)
-    assert set(moving) == {(vehicle, 0), (vehicle, 1), (ped, -1)} and min(moving.values()) > 1.0
-    parked = speeds(True)
-    assert parked[(vehicle, 1)] == 0.0 and parked[(vehicle, 0)] == moving[(vehicle, 0)]
-    assert parked[(ped, -1)] == moving[(ped, -1)]
-    agents = proposals_to_agents(out, replace(cfg, park_offlane_vehicles=True), lanes=lanes)
-    still = agents.trajectory[np.argmax(agents.trajectory[:, t0, 1])]
-    np.testing.assert_array_equal(still, np.broadcast_to(still[t0], still.shape))  # the whole horizon at t = 0
-    with pytest.raises(ValueError, match=r"park_offlane_vehicles \('yes'\) must be true or false"):
-        replace(cfg, park_offlane_vehicles="yes")
-
-
 def test_token_dropout_counts_the_dropped_agents():
     """The global token equals the number of dropped tokens (or UNSET), and 40% of samples keep everything."""
     rng = np.random.default_rng(0)
@@ -469,9 +428,9 @@ def test_same_seed_same_scene(trained, road_scenes):
     assert not torch.equal(first, torch.randn(3, generator=torch.Generator().manual_seed(8)))
 
 
-def test_lanes_reach_the_decoder_only_with_lane_alignment_or_parking(trained, road_scenes, monkeypatch):
+def test_lanes_reach_the_decoder_only_with_lane_alignment(trained, road_scenes, monkeypatch):
     """``generate`` hands every scene's lanes to the decoder (alignment before overlap removal, and the lane prior)
-    when ``lane_snap_deg`` is above 0 or off-lane vehicles are parked, else none."""
+    when ``lane_snap_deg`` is above 0, else none."""
     from sd_sim_plugin.model import pipeline
     from sd_sim_plugin.scene.geometry import LaneIndex
 
@@ -486,10 +445,6 @@ def test_lanes_reach_the_decoder_only_with_lane_alignment_or_parking(trained, ro
     seen.clear()
     gen.generate(road_scenes[0].map, density=3, seed=1, count=2)
     assert seen == [None, None]
-    gen.cfg = replace(gen.cfg, park_offlane_vehicles=True)  # parking off-lane vehicles needs the lanes too
-    seen.clear()
-    gen.generate(road_scenes[0].map, density=3, seed=1, count=2)
-    assert len(seen) == 2 and all(isinstance(x, LaneIndex) and len(x) for x in seen)
 
 
 def test_trajectory_overlap_leaves_generated_trajectories_apart(trained, road_scenes):
@@ -998,9 +953,8 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     for option, values, row_key, field in (("--misaligned", "1,0", "misaligned", "misaligned_vehicle_scale"),
                                            ("--lane-snap", "20,180", "lane_snap", "lane_snap_deg"),
                                            ("--solver", "dpmpp2m,dpmpp2m_sde", "sampler", "sampler"),
-                                           ("--refill", "0,1", "refill", "refill_rounds"),
-                                           ("--park-offlane", "0,1", "park_offlane", "park_offlane_vehicles")):
-        capsys.readouterr()  # the lane prior, the lane alignment angle, the solver, refilling and parking likewise
+                                           ("--refill", "0,1", "refill", "refill_rounds")):
+        capsys.readouterr()  # the lane prior, the lane alignment angle, the solver and refilling likewise
         sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", option, values,
                "--write"])
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
@@ -1044,7 +998,7 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--contrast", "pg"])
     with pytest.raises(SdSimError, match="--write, --write-to, --contrast, --solver, --steps, --offroad, "
                                          "--misaligned, --lane-snap, --ego-flag, --real-flag, --mirror-left, "
-                                         "--refill, --park-offlane and"):
+                                         "--refill and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--refill '1.5': expected whole numbers"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "1", "--refill", "1.5"])

@@ -11,7 +11,8 @@ density = the reference's count of each agent type, the reference's ego given). 
   scores lower by itself (docs/model.md, Known debts); both generators get the same K, so compare them with each
   other, not with the one-draw numbers.
 Beside them, the share of vehicles at t = 0 in four speed bands (``speed_shares``: below 0.3 m/s, 0.3-3, 3-12, 12
-and over), for the references and for every draw.
+and over), for the references and for every draw: all vehicles, those on a lane (within ``OFF_LANE_M`` of a lane
+centreline) and those off the lanes, with the off-lane share.
 
 Run from the repository root:
 ``python docs/eval/model/diagnostics/pooled_draws.py CKPT DATA [CKPT DATA ...] [--draws K] [--limit N]``,
@@ -40,13 +41,22 @@ from sd_sim_plugin.model.sampler_sweep import MMD_KEYS, reference_windows
 from sd_sim_plugin.scene.types import AgentType
 
 SPEED_BANDS_MPS = (0.3, 3.0, 12.0)
+OFF_LANE_M = 1.4  # the lateral-deviation histogram's last bin (docs/evaluation.md)
 
 
-def speed_shares(speeds: list[np.ndarray]) -> list[float]:
-    """Shares of the pooled speeds in the bands below, between and above :data:`SPEED_BANDS_MPS`."""
-    v = np.concatenate(speeds) if speeds else np.zeros(0)
-    counts = np.bincount(np.searchsorted(SPEED_BANDS_MPS, v, side="right"), minlength=len(SPEED_BANDS_MPS) + 1)
-    return [round(float(c) / max(len(v), 1), 3) for c in counts]
+def speed_shares(features: list) -> dict:
+    """Shares of the pooled speeds in the bands below, between and above :data:`SPEED_BANDS_MPS`: all vehicles, on
+    and off the lanes, and the off-lane share."""
+    v = np.concatenate([f.speed for f in features]) if features else np.zeros(0)
+    lateral = np.concatenate([f.lateral_deviation for f in features]) if features else np.zeros(0)
+    off = ~(lateral <= OFF_LANE_M)  # NaN (no lane near) counts as off
+
+    def shares(x: np.ndarray) -> list[float]:
+        counts = np.bincount(np.searchsorted(SPEED_BANDS_MPS, x, side="right"), minlength=len(SPEED_BANDS_MPS) + 1)
+        return [round(float(c) / max(len(x), 1), 3) for c in counts]
+
+    return {"all": shares(v), "on lane": shares(v[~off]), "off lane": shares(v[off]),
+            "off-lane share": round(float(off.mean()) if len(v) else float("nan"), 3)}
 
 
 def measure(gen, refs, draws: int) -> dict:
@@ -54,7 +64,7 @@ def measure(gen, refs, draws: int) -> dict:
     speed shares of its draws and of the references."""
     lanes = LaneCache()
     one, pooled = {k: [] for k in MMD_KEYS}, {k: [] for k in MMD_KEYS}
-    ref_speeds, gen_speeds = [], []
+    ref_features, gen_features = [], []
     for i, ref in enumerate(refs):
         index, ego = lanes.get(ref), ego_box(ref)
         r = scene_stats(ref, index, ego).features
@@ -62,8 +72,8 @@ def measure(gen, refs, draws: int) -> dict:
         density = reference_density(ref, gen.agent_types)
         feats = [scene_stats(gen.generate(ref.map, ego=ego_agent, density=density, seed=k * 1_000_003 + i)[0],
                              index, ego).features for k in range(draws)]
-        ref_speeds.append(r.speed)
-        gen_speeds += [f.speed for f in feats]
+        ref_features.append(r)
+        gen_features += feats
         if len(r) == 0:
             continue
         for key in MMD_KEYS:
@@ -74,7 +84,7 @@ def measure(gen, refs, draws: int) -> dict:
     return {"one draw": {k: round(float(np.mean(v)), 4) for k, v in one.items()},
             "pooled": {k: round(float(np.mean(v)), 4) for k, v in pooled.items()},
             "windows": len(one["position"]),
-            "speed_shares": {"reference": speed_shares(ref_speeds), "generated": speed_shares(gen_speeds)}}
+            "speed_shares": {"reference": speed_shares(ref_features), "generated": speed_shares(gen_features)}}
 
 
 def main() -> None:
