@@ -46,8 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "others 1), so one model learns PG and real traffic apart; a fine-tune's starting weights take "
                         "the new feature with a zero weight; generation sets it with real_flag in config.json")
     p.add_argument("--map-embed-channels", type=int,
-                   help="with --stage diffusion --init: widen the starting denoiser's map encoding to this many "
-                        "channels (new filters start with zero weight in the U-Net)")
+                   help="with --stage diffusion --init: resize the starting denoiser's map encoding to this many "
+                        "channels (new filters start with zero weight in the U-Net; fewer keep the first ones)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)

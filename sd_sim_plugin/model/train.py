@@ -285,9 +285,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         cfg = replace(cfg, count_coefficients=fit_count_model(train)).with_default_sampling()
         old_map_channels = cfg.map_embed_channels
         if map_embed_channels is not None:
-            if map_embed_channels < old_map_channels:
-                raise SdSimError(f"--map-embed-channels {map_embed_channels}: the starting checkpoint has "
-                                 f"{old_map_channels}; it can only be widened")
+            if not 1 <= map_embed_channels:
+                raise SdSimError(f"--map-embed-channels {map_embed_channels}: must be at least 1")
             cfg = replace(cfg, map_embed_channels=map_embed_channels)
     elif not opts.resume:
         cfg = cfg.for_new_denoiser(timestep_scale=timestep_scale,
@@ -310,7 +309,7 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
     if fine_tune:
         fresh = {k: v.clone() for k, v in net.state_dict().items()}
         load_weights(net, Path(opts.init) / WEIGHT_FILES["denoiser"],
-                     lambda state: _widen_map_embedding(old_map_channels, cfg, fresh,
+                     lambda state: _resize_map_embedding(old_map_channels, cfg, fresh,
                                                         _widen_global_input(cfg.tokens.global_dim, state)))
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     trainer = _Trainer(cfg, out, opts, {"denoiser": net, "ema": ema}, list(net.parameters()))
@@ -374,23 +373,26 @@ def _widen_global_input(global_dim: int, state: dict[str, torch.Tensor]) -> dict
     return state
 
 
-def _widen_map_embedding(old: int, cfg: ModelConfig, fresh: dict[str, torch.Tensor],
-                         state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Starting weights with ``old`` map-encoding channels widened to ``cfg.map_embed_channels``: the map encoder's
-    new output filters from ``fresh`` (a new network's weights), and zero U-Net input weights for them, so the
-    network computes what it did before."""
+def _resize_map_embedding(old: int, cfg: ModelConfig, fresh: dict[str, torch.Tensor],
+                          state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Starting weights with ``old`` map-encoding channels resized to ``cfg.map_embed_channels``. Wider: the map
+    encoder's new output filters from ``fresh`` (a new network's weights) and zero U-Net input weights for them, so
+    the network computes what it did before. Narrower: the first filters and their U-Net input weights kept."""
     new = cfg.map_embed_channels
     if new == old:
         return state
     state = dict(state)
     last = max(int(k.split(".")[2]) for k in state if k.startswith("map_encoder.net."))
-    for part in ("weight", "bias"):
-        key = f"map_encoder.net.{last}.{part}"
-        state[key] = torch.cat([state[key], fresh[key][old:]], 0)
     w = state["unet.conv_in.weight"]  # input columns: latent, then the map encoding, then the rest
     at = cfg.latent_channels + old
-    zeros = w.new_zeros(w.shape[0], new - old, *w.shape[2:])
-    state["unet.conv_in.weight"] = torch.cat([w[:, :at], zeros, w[:, at:]], 1)
+    for part in ("weight", "bias"):
+        key = f"map_encoder.net.{last}.{part}"
+        state[key] = torch.cat([state[key], fresh[key][old:]], 0) if new > old else state[key][:new]
+    if new > old:
+        zeros = w.new_zeros(w.shape[0], new - old, *w.shape[2:])
+        state["unet.conv_in.weight"] = torch.cat([w[:, :at], zeros, w[:, at:]], 1)
+    else:
+        state["unet.conv_in.weight"] = torch.cat([w[:, :cfg.latent_channels + new], w[:, at:]], 1)
     return state
 
 
