@@ -1,11 +1,14 @@
 """Held-out real scenes: detection scores and realism of checkpoints/real's autoencoder reconstructions (encode the
-logged agents, decode with the map, keep the reference's count) against the logs: what a perfect stage 2 would give."""
+logged agents, decode with the map, keep the reference's count) against the logs: what a perfect stage 2 would give;
+and the speed shares of the reconstructions and the logs (``pooled_draws.speed_shares``)."""
 import numpy as np
 import torch
+from pooled_draws import speed_shares  # this folder's script (run from the repository root, as documented)
 
 from sd_sim_plugin.data.dataset import SceneDataset
 from sd_sim_plugin.metrics.harness import reference_density
-from sd_sim_plugin.metrics.suite import evaluate
+from sd_sim_plugin.metrics.selection import ego_box
+from sd_sim_plugin.metrics.suite import LaneCache, evaluate, scene_stats
 from sd_sim_plugin.model.boxes import proposals_to_agents
 from sd_sim_plugin.model.cache import cached_arrays
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
@@ -33,3 +36,7 @@ print("MMD of the reconstructions (count = the reference's, lane alignment 180):
       {k: round(v, 3) for k, v in r["mmd"].items() if isinstance(v, float)},
       "vehicles per scene", round(r["generated"]["vehicles_per_scene"], 2), "reference",
       round(r["reference"]["vehicles_per_scene"], 2))
+lanes = LaneCache()
+print("speed shares (below 0.3 m/s, 0.3-3, 3-12, 12 and over):",
+      {"reconstructions": speed_shares([scene_stats(g, lanes.get(r), ego_box(r)).features for g, r in zip(recon, refs)]),
+       "logs": speed_shares([scene_stats(r, lanes.get(r), ego_box(r)).features for r in refs])})
