@@ -45,9 +45,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="stage 2: give the global token a real-data flag (windows of folders collected from PG 0, "
                         "others 1), so one model learns PG and real traffic apart; a fine-tune's starting weights take "
                         "the new feature with a zero weight; generation sets it with real_flag in config.json")
-    p.add_argument("--map-embed-channels", type=int,
-                   help="with --stage diffusion --init: resize the starting denoiser's map encoding to this many "
-                        "channels (new filters start with zero weight in the U-Net; fewer keep the first ones)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--eval-every", type=int, default=250)
@@ -106,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         history = train_diffusion(train, val, args.out, opts, timestep_scale=args.timestep_scale,
                                   mirror_left_hand=cfg.mirror_left_hand, domain_flag=args.domain_flag,
-                                  map_embed_channels=args.map_embed_channels, **unet_channels)
+                                  **unet_channels)
     print(f"trained {args.stage} to step {opts.steps} -> {args.out}; last validation: {history[-1] if history else {}}")
     return 0
 

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -260,17 +261,15 @@ def token_batch(data: TrainingArrays, idx: np.ndarray, cfg: ModelConfig, rng: np
 
 def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str | Path, opts: TrainOptions,
                     timestep_scale: float = 1.0, unet_channels: tuple[int, ...] | None = None,
-                    mirror_left_hand: bool = False, domain_flag: bool = False,
-                    map_embed_channels: int | None = None) -> list[dict]:
+                    mirror_left_hand: bool = False, domain_flag: bool = False) -> list[dict]:
     """Stage 2: train the token-conditioned latent denoiser on the frozen stage-1 encoder's latents.
 
     A fresh run takes the current stage-2 recipe (:meth:`ModelConfig.for_new_denoiser`) and, when given,
     ``unet_channels`` (else the folder's U-Net widths); ``mirror_left_hand`` records that ``train`` was cached with
     left-hand windows mirrored (``ModelConfig.mirror_left_hand``); ``domain_flag`` gives a new or fine-tuned stage 2
     the global token's real-data feature (a fine-tune's starting weights take it with a zero weight, so they start
-    as they were); ``map_embed_channels`` widens a fine-tune's map encoding (new filters fresh, zero U-Net input
-    weights for them, so it starts as it was); config.json is only rewritten when the first weights are published,
-    so a run that fails early leaves the folder as it was.
+    as they were); config.json is only rewritten when the first weights are published, so a run that fails early
+    leaves the folder as it was.
     """
     out = Path(out)
     torch.manual_seed(opts.seed)
@@ -283,11 +282,6 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
         if "diffusion" not in init_record or not cfg.latent_mean:
             raise SdSimError(f"{opts.init}: no trained diffusion stage to fine-tune from (--init)")
         cfg = replace(cfg, count_coefficients=fit_count_model(train)).with_default_sampling()
-        old_map_channels = cfg.map_embed_channels
-        if map_embed_channels is not None:
-            if not 1 <= map_embed_channels:
-                raise SdSimError(f"--map-embed-channels {map_embed_channels}: must be at least 1")
-            cfg = replace(cfg, map_embed_channels=map_embed_channels)
     elif not opts.resume:
         cfg = cfg.for_new_denoiser(timestep_scale=timestep_scale,
                                    **({"unet_channels": tuple(unet_channels)} if unet_channels else {}))
@@ -307,10 +301,8 @@ def train_diffusion(train: TrainingArrays, val: TrainingArrays | None, out: str 
     latents = ((latents - mean_t) / std_t).to(opts.device)
     net = LatentDenoiser(cfg).to(opts.device)
     if fine_tune:
-        fresh = {k: v.clone() for k, v in net.state_dict().items()}
         load_weights(net, Path(opts.init) / WEIGHT_FILES["denoiser"],
-                     lambda state: _resize_map_embedding(old_map_channels, cfg, fresh,
-                                                        _widen_global_input(cfg.tokens.global_dim, state)))
+                     partial(_widen_global_input, cfg.tokens.global_dim))
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     trainer = _Trainer(cfg, out, opts, {"denoiser": net, "ema": ema}, list(net.parameters()))
     trainer.stage = "diffusion"
@@ -370,29 +362,6 @@ def _widen_global_input(global_dim: int, state: dict[str, torch.Tensor]) -> dict
     w = state.get("global_mlp.0.weight")
     if w is not None and w.shape[1] < global_dim:
         state = {**state, "global_mlp.0.weight": torch.cat([w, w.new_zeros(w.shape[0], global_dim - w.shape[1])], 1)}
-    return state
-
-
-def _resize_map_embedding(old: int, cfg: ModelConfig, fresh: dict[str, torch.Tensor],
-                          state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Starting weights with ``old`` map-encoding channels resized to ``cfg.map_embed_channels``. Wider: the map
-    encoder's new output filters from ``fresh`` (a new network's weights) and zero U-Net input weights for them, so
-    the network computes what it did before. Narrower: the first filters and their U-Net input weights kept."""
-    new = cfg.map_embed_channels
-    if new == old:
-        return state
-    state = dict(state)
-    last = max(int(k.split(".")[2]) for k in state if k.startswith("map_encoder.net."))
-    w = state["unet.conv_in.weight"]  # input columns: latent, then the map encoding, then the rest
-    at = cfg.latent_channels + old
-    for part in ("weight", "bias"):
-        key = f"map_encoder.net.{last}.{part}"
-        state[key] = torch.cat([state[key], fresh[key][old:]], 0) if new > old else state[key][:new]
-    if new > old:
-        zeros = w.new_zeros(w.shape[0], new - old, *w.shape[2:])
-        state["unet.conv_in.weight"] = torch.cat([w[:, :at], zeros, w[:, at:]], 1)
-    else:
-        state["unet.conv_in.weight"] = torch.cat([w[:, :cfg.latent_channels + new], w[:, at:]], 1)
     return state
 
 
