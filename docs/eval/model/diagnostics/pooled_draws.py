@@ -23,12 +23,14 @@ pair and one line per generator over all pairs.
 """
 import argparse
 import json
+import sys
 from dataclasses import replace
 
 import numpy as np
 import torch
 
 from sd_sim_plugin.data.dataset import SceneDataset
+from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
 from sd_sim_plugin.metrics.distribution import mmd
 from sd_sim_plugin.metrics.harness import reference_density
@@ -119,4 +121,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SdSimError as exc:  # a missing checkpoint or data folder: one line, no traceback
+        sys.exit(f"pooled_draws: {exc}")
