@@ -40,6 +40,7 @@ import torch
 
 from sd_sim_plugin.data.dataset import SceneDataset
 from sd_sim_plugin.errors import SdSimError
+from sd_sim_plugin.generators.base import generated_types
 from sd_sim_plugin.metrics.harness import reference_density
 from sd_sim_plugin.metrics.suite import evaluate
 from sd_sim_plugin.model.checkpoint import load_config, save_config
@@ -77,7 +78,7 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
         for i, ref in enumerate(refs):
             start = time.process_time()
             ego = ref.agents.select(np.array([ref.ego_index]))
-            density = reference_density(ref, gen.agent_types)
+            density = reference_density(ref, generated_types(gen))
             out += gen.generate(ref.map, ego=ego, density=density if per_type else total_density(density),
                                 seed=round_ * 1_000_003 + i)
             cpu += time.process_time() - start

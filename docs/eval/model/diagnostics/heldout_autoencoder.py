@@ -37,6 +37,7 @@ print("MMD of the reconstructions (count = the reference's, lane alignment 180):
       "vehicles per scene", round(r["generated"]["vehicles_per_scene"], 2), "reference",
       round(r["reference"]["vehicles_per_scene"], 2))
 lanes = LaneCache()
+recon_features = [scene_stats(g, lanes.get(r), ego_box(r)).features for g, r in zip(recon, refs)]
 print("speed shares (below 0.3 m/s, 0.3-3, 3-12, 12 and over):",
-      {"reconstructions": speed_shares([scene_stats(g, lanes.get(r), ego_box(r)).features for g, r in zip(recon, refs)]),
+      {"reconstructions": speed_shares(recon_features),
        "logs": speed_shares([scene_stats(r, lanes.get(r), ego_box(r)).features for r in refs])})

@@ -11,13 +11,11 @@ import numpy as np
 from sd_sim_plugin.data.dataset import SceneDataset
 from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
 from sd_sim_plugin.model.sampler_sweep import MMD_KEYS, measure_setting, reference_windows
-from sd_sim_plugin.scene.types import AgentType
 
 rows = []
 for d in ("data/real_val", "data/real_val1", "data/real_val2"):
     refs = reference_windows(SceneDataset(d), 39)
     gen = LaneHeuristicGenerator(refs[0].horizon)
-    gen.agent_types = (AgentType.VEHICLE,)  # measure_setting asks the generator for its types (vehicles only here)
     rows.append((measure_setting(gen, None, refs, seeds=6, per_scene=True), len(refs)))
     print(d, json.dumps(rows[-1][0]), flush=True)
 used = np.array([r["scenes_used"] for r, _ in rows])

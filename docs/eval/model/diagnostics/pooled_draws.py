@@ -31,6 +31,7 @@ import torch
 
 from sd_sim_plugin.data.dataset import SceneDataset
 from sd_sim_plugin.errors import SdSimError
+from sd_sim_plugin.generators.base import generated_types
 from sd_sim_plugin.generators.lane_heuristic import LaneHeuristicGenerator
 from sd_sim_plugin.metrics.distribution import mmd
 from sd_sim_plugin.metrics.harness import reference_density
@@ -40,7 +41,6 @@ from sd_sim_plugin.model.checkpoint import load_config
 from sd_sim_plugin.model.config import PER_MODEL_CHOICE
 from sd_sim_plugin.model.pipeline import ScenarioDiffusionGenerator
 from sd_sim_plugin.model.sampler_sweep import MMD_KEYS, reference_windows
-from sd_sim_plugin.scene.types import AgentType
 
 SPEED_BANDS_MPS = (0.3, 3.0, 12.0)
 OFF_LANE_M = 1.4  # the lateral-deviation histogram's last bin (docs/evaluation.md)
@@ -71,7 +71,7 @@ def measure(gen, refs, draws: int) -> dict:
         index, ego = lanes.get(ref), ego_box(ref)
         r = scene_stats(ref, index, ego).features
         ego_agent = ref.agents.select(np.array([ref.ego_index]))
-        density = reference_density(ref, gen.agent_types)
+        density = reference_density(ref, generated_types(gen))
         feats = [scene_stats(gen.generate(ref.map, ego=ego_agent, density=density, seed=k * 1_000_003 + i)[0],
                              index, ego).features for k in range(draws)]
         ref_features.append(r)
@@ -100,6 +100,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if len(args.pairs) % 2:
         p.error("give CKPT DATA pairs")
+    if min(args.draws, args.limit, args.threads) < 1:
+        p.error("--draws, --limit and --threads must be at least 1")
     totals: dict[str, list] = {"model": [], "lane": []}
     shipped, _ = load_config("checkpoints/real")  # every model samples as checkpoints/real does, like the sweep
     for ckpt, data in zip(args.pairs[::2], args.pairs[1::2]):
@@ -107,7 +109,6 @@ def main() -> None:
         model = ScenarioDiffusionGenerator.from_checkpoint(ckpt)
         model.cfg = replace(model.cfg, **{n: getattr(shipped, n) for n in PER_MODEL_CHOICE})
         lane = LaneHeuristicGenerator(refs[0].horizon)
-        lane.agent_types = (AgentType.VEHICLE,)
         for name, gen in (("model", model), ("lane", lane)):
             row = measure(gen, refs, args.draws)
             totals[name].append(row)
