@@ -16,11 +16,12 @@ STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean"
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast",
                    "offroad_vehicle_scale", "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg",
-                   "refill_rounds")
+                   "refill_rounds", "draws_per_scene")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
 PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
 MAX_REFILL_ROUNDS = 3  # each round samples the short scenes once more
+MAX_DRAWS_PER_SCENE = 8  # each draw is one more scene in the sampler's batch
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class ModelConfig:
     # the agents kept so far as agent tokens and the shortfall as the count; the new agents that fit are added
     # (docs/model.md, *A refill round*). 0 = off.
     refill_rounds: int = 0
+    # Each scene is sampled this many times in one batch and the most typical draw is kept: the one whose agents have
+    # the least summed MMD to the other draws' (minimum-Bayes-risk selection; docs/model.md, *The most typical of
+    # four draws*). 1 = off.
+    draws_per_scene: int = 1
     sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m | dpmpp2m_sde (model/edm.py); chosen by measurement
     sampler_steps: int = 6
     # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
@@ -134,6 +139,10 @@ class ModelConfig:
                 or not 0 <= self.refill_rounds <= MAX_REFILL_ROUNDS:
             raise ValueError(f"refill_rounds ({self.refill_rounds!r}) must be a whole number in [0, "
                              f"{MAX_REFILL_ROUNDS}] (0 = off)")
+        if isinstance(self.draws_per_scene, bool) or not isinstance(self.draws_per_scene, int) \
+                or not 1 <= self.draws_per_scene <= MAX_DRAWS_PER_SCENE:
+            raise ValueError(f"draws_per_scene ({self.draws_per_scene!r}) must be a whole number in [1, "
+                             f"{MAX_DRAWS_PER_SCENE}] (1 = off)")
         for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")

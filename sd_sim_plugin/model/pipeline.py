@@ -19,6 +19,7 @@ from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
 from sd_sim_plugin.model.edm import classifier_free_guidance, karras_sigmas, sample
 from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
+from sd_sim_plugin.scene.discrepancy import mmd
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.handedness import mirror_agents, mirror_map, mirror_token, traffic_side
 from sd_sim_plugin.scene.tokens import (
@@ -128,14 +129,24 @@ class ScenarioDiffusionGenerator:
         many of each agent type, while the global token still gets the total. ``lanes`` (one per scene) turns
         proposals onto their lane's heading (``lane_snap_deg``) before overlap removal, and lets
         ``misaligned_vehicle_scale`` rank proposals standing across a lane behind the aligned ones. With a count,
-        scenes left short of it are refilled up to ``refill_rounds`` times (:meth:`_refill`).
+        scenes left short of it are refilled up to ``refill_rounds`` times (:meth:`_refill`). With ``draws_per_scene``
+        above 1, each scene is the most typical of that many draws (:func:`most_typical_draw`).
         """
         b = len(maps)
         lanes = list(lanes) if lanes is not None else [None] * b
         ego_flags = np.broadcast_to(np.asarray(centre_is_ego, bool), (b,))
         real_flags = np.broadcast_to(np.asarray(real, bool), (b,))
-        agents = self._sample_round(maps, feats, mask, counts, seed, steps, exact_count, ego_flags, real_flags,
-                                    lanes, type_counts)
+        k = self.cfg.draws_per_scene
+        if k == 1:
+            agents = self._sample_round(maps, feats, mask, counts, seed, steps, exact_count, ego_flags, real_flags,
+                                        lanes, type_counts)
+        else:  # every scene k times in one batch, then its most typical draw
+            drawn = self._sample_round(maps.repeat_interleave(k, 0), feats.repeat_interleave(k, 0),
+                                       mask.repeat_interleave(k, 0), np.repeat(counts, k), seed, steps, exact_count,
+                                       np.repeat(ego_flags, k), np.repeat(real_flags, k),
+                                       [ln for ln in lanes for _ in range(k)],
+                                       None if type_counts is None else np.repeat(type_counts, k, axis=0))
+            agents = [drawn[i * k + most_typical_draw(drawn[i * k:(i + 1) * k], self.horizon)] for i in range(b)]
         if not exact_count:
             return agents
         wanted = mask.sum(dim=1).cpu().numpy() + counts
@@ -298,6 +309,21 @@ class ScenarioDiffusionGenerator:
                                       "extra_agents": None if counts[i] == UNSET else int(counts[i]),
                                       "num_tokens": len(tokens)}))
         return scenes
+
+
+def most_typical_draw(draws: Sequence[Agents], horizon: Horizon) -> int:
+    """Index of the draw whose agents at t = 0 have the least summed MMD (position, heading vector, velocity) to the
+    other draws': minimum-Bayes-risk selection, which keeps a scene near the model's own spread of layouts on its map.
+    Empty draws lose to any other; all empty gives 0."""
+    t0 = horizon.t0_index
+    feats = [(a.trajectory[:, t0, :2], np.stack([np.cos(a.trajectory[:, t0, 2]), np.sin(a.trajectory[:, t0, 2])], 1),
+              a.velocity[:, t0]) for a in draws]
+    risk = np.full(len(draws), np.inf)
+    for i, fi in enumerate(feats):
+        if len(draws[i]):
+            risk[i] = sum(mmd(x, y) for j, fj in enumerate(feats) if j != i and len(draws[j])
+                          for x, y in zip(fi, fj, strict=True))
+    return int(np.argmin(risk)) if np.isfinite(risk).any() else 0
 
 
 def _ego_box(ego: Agents | None, horizon: Horizon) -> np.ndarray:

@@ -37,7 +37,7 @@ from sd_sim_plugin.model.train import (
 from sd_sim_plugin.raster.bev import rasterise_map
 from sd_sim_plugin.scene.handedness import mirror_token
 from sd_sim_plugin.scene.tokens import tokens_from_agents
-from sd_sim_plugin.scene.types import Agents
+from sd_sim_plugin.scene.types import Agents, Horizon
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -661,6 +661,41 @@ def test_refill_rounds_fill_a_short_scene_and_keep_its_first_sample(trained, roa
             ScenarioDiffusionGenerator.from_checkpoint(trained[0], refill_rounds=bad)
 
 
+def test_most_typical_draw_is_the_one_nearest_the_others():
+    """Minimum-Bayes-risk selection keeps the draw with the least summed MMD to the other draws: the middle of three
+    shifted layouts, never an outlier or an empty draw; all empty gives the first."""
+    from sd_sim_plugin.model.pipeline import most_typical_draw
+
+    horizon = Horizon()  # 5 poses, as _box_agents draws
+    draws = [_box_agents([0.0, 10.0, 20.0], [0, 0, 0], y=y) for y in (0.0, 3.0, 6.0)]
+    empty = _box_agents([], [])
+    far = _box_agents([0.0, 10.0, 20.0], [0, 0, 0], y=60.0)
+    assert most_typical_draw(draws, horizon) == 1
+    assert most_typical_draw([far, empty, *draws], horizon) == 3
+    assert most_typical_draw([empty, empty], horizon) == 0
+    assert most_typical_draw([empty, far], horizon) == 1
+
+
+def test_draws_per_scene_keeps_one_of_its_draws(trained, road_scenes):
+    """With draws_per_scene, each scene is one of the draws sampled in its batch (the same seed, the same scene), and
+    the config refuses a count outside [1, 8]."""
+    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    scene = road_scenes[1]
+    k = 3
+    plain = gen.generate(scene.map, density=4, seed=5, count=2 * k)  # the same noise as two scenes drawn 3 times
+    gen.cfg = replace(gen.cfg, draws_per_scene=k)
+    chosen = gen.generate(scene.map, density=4, seed=5, count=2)
+    for i, c in enumerate(chosen):
+        candidates = [p.agents.trajectory for p in plain[i * k:(i + 1) * k]]
+        assert any(c.agents.trajectory.shape == t.shape and np.array_equal(c.agents.trajectory, t)
+                   for t in candidates)
+    for a, b in zip(chosen, gen.generate(scene.map, density=4, seed=5, count=2), strict=True):
+        np.testing.assert_array_equal(a.agents.trajectory, b.agents.trajectory)
+    for bad in (0, 9, 2.0, True):
+        with pytest.raises(ValueError, match=r"draws_per_scene \(.*\) must be a whole number in \[1, 8\]"):
+            replace(gen.cfg, draws_per_scene=bad)
+
+
 def _keep_right(scene):
     """``scene`` with the left two of its four lanes reversed: a two-way road whose traffic keeps right."""
     m = scene.map
@@ -953,8 +988,9 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     for option, values, row_key, field in (("--misaligned", "1,0", "misaligned", "misaligned_vehicle_scale"),
                                            ("--lane-snap", "20,180", "lane_snap", "lane_snap_deg"),
                                            ("--solver", "dpmpp2m,dpmpp2m_sde", "sampler", "sampler"),
-                                           ("--refill", "0,1", "refill", "refill_rounds")):
-        capsys.readouterr()  # the lane prior, the lane alignment angle, the solver and refilling likewise
+                                           ("--refill", "0,1", "refill", "refill_rounds"),
+                                           ("--draws", "1,2", "draws", "draws_per_scene")):
+        capsys.readouterr()  # the lane prior, the lane alignment angle, the solver, refilling and draws likewise
         sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", option, values,
                "--write"])
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
@@ -998,7 +1034,7 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--contrast", "pg"])
     with pytest.raises(SdSimError, match="--write, --write-to, --contrast, --solver, --steps, --offroad, "
                                          "--misaligned, --lane-snap, --ego-flag, --real-flag, --mirror-left, "
-                                         "--refill and"):
+                                         "--refill, --draws and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--refill '1.5': expected whole numbers"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "1", "--refill", "1.5"])
