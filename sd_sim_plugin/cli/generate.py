@@ -38,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="sample scenes left short of the count asked for again, up to ROUNDS times, with the agents "
                         "kept so far as agent tokens, and add the new ones that fit (0 = off; default: the "
                         "checkpoint's, 0 in both shipped ones)")
+    p.add_argument("--draws", type=int, metavar="K",
+                   help="sample each scene K times and keep the most typical draw, the one nearest the others "
+                        "(1 = off, faster; default: the checkpoint's, 4 in checkpoints/real, 1 in checkpoints/default)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--no-png", action="store_true", help="write only the .npz scene files")
     p.set_defaults(func=run)
@@ -127,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(2)
     generator = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT,
                                                                guidance_scale=args.guidance,
-                                                               refill_rounds=args.refill)
+                                                               refill_rounds=args.refill,
+                                                               draws_per_scene=args.draws)
     geometry, ego = pg_map(int(value)) if kind == "pg" else scenarionet_map(value)
     scenes = generator.generate(geometry, ego=ego, agent_tokens=tokens, density=density, seed=args.seed,
                                 count=args.count)

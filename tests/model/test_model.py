@@ -543,7 +543,8 @@ def test_fingerprint_follows_the_checkpoint_contents(trained, tmp_path):
 
 
 def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
-    """`sd-sim generate` with a missing checkpoint, a bad --map, --density or --refill exits 2 with one line."""
+    """`sd-sim generate` with a missing checkpoint, a bad --map, --density, --refill or --draws exits 2 with one
+    line."""
     assert main(["generate", "--map", "pg:1", "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such checkpoint folder" in err[0]
@@ -555,6 +556,9 @@ def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
     assert main(["generate", "--map", "pg:1", "--refill", "7", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "refill_rounds (7) must be a whole number in [0, 3]" in err[0]
+    assert main(["generate", "--map", "pg:1", "--draws", "0", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "draws_per_scene (0) must be a whole number in [1, 8]" in err[0]
 
 
 def test_failed_stage_2_start_leaves_the_checkpoint_untouched(trained, tmp_path, capsys):
@@ -692,8 +696,8 @@ def test_draws_per_scene_keeps_one_of_its_draws(trained, road_scenes):
     for a, b in zip(chosen, gen.generate(scene.map, density=4, seed=5, count=2), strict=True):
         np.testing.assert_array_equal(a.agents.trajectory, b.agents.trajectory)
     for bad in (0, 9, 2.0, True):
-        with pytest.raises(ValueError, match=r"draws_per_scene \(.*\) must be a whole number in \[1, 8\]"):
-            replace(gen.cfg, draws_per_scene=bad)
+        with pytest.raises(SdSimError, match=r"draws_per_scene \(.*\) must be a whole number in \[1, 8\]"):
+            ScenarioDiffusionGenerator.from_checkpoint(trained[0], draws_per_scene=bad)
 
 
 def _keep_right(scene):
