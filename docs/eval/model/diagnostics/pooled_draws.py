@@ -19,8 +19,8 @@ Run from the repository root:
 e.g. the three fold models on their validation windows, or ``checkpoints/real outputs/real_heldout`` (a diagnosis:
 no choice may be made on the held-out scenes). Every model samples with ``checkpoints/real``'s sampling choice and
 trajectory rule (``PER_MODEL_CHOICE``), as the sweep's shipped setting does; since the nineteenth session that
-includes keeping the most typical of four draws (``draws_per_scene``), which the committed logs predate. Prints one JSON line per (model, data)
-pair and one line per generator over all pairs.
+includes keeping the most typical of four draws (``draws_per_scene``), which the committed logs predate. Prints
+one JSON line per (model, data) pair and one line per generator over all pairs.
 """
 import argparse
 import json
