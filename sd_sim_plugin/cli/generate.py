@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "checkpoint's, 0 in both shipped ones)")
     p.add_argument("--draws", type=int, metavar="K",
                    help="sample each scene K times and keep the most typical draw, the one nearest the others "
-                        "(1 = off, faster; default: the checkpoint's, 4 in checkpoints/real, 1 in checkpoints/default)")
+                        "(1 = off, faster; default: the checkpoint's, 8 in checkpoints/real, 1 in checkpoints/default)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--no-png", action="store_true", help="write only the .npz scene files")
     p.set_defaults(func=run)
