@@ -241,8 +241,8 @@ class ScenarioDiffusionGenerator:
         return self._traced or None
 
     def unet_dtype(self, batch: int = 1) -> torch.dtype:
-        """The dtype the U-Net samples a batch of ``batch`` scenes in."""
-        return denoiser_autocast_dtype(self.precision, self.device, batch) or torch.float32
+        """The dtype the U-Net samples a batch of ``batch`` scenes in (each scene ``draws_per_scene`` rows)."""
+        return denoiser_autocast_dtype(self.precision, self.device, batch * self.cfg.draws_per_scene) or torch.float32
 
     def _denoise(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor, scenes: int):
         """The sampler's denoiser: the U-Net in the precision chosen for a batch of ``scenes`` scenes (guidance

@@ -845,6 +845,8 @@ def test_bfloat16_unet_stays_close_to_float32_and_is_seeded(trained, road_scenes
     auto = ScenarioDiffusionGenerator.from_checkpoint(ckpt)  # bfloat16 only for batches, and only where native
     assert auto.unet_dtype(1) == torch.float32
     assert auto.unet_dtype(32) == (torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32)
+    auto.cfg = replace(auto.cfg, draws_per_scene=8)  # the U-Net's batch is scenes x draws
+    assert auto.unet_dtype(4) == auto.unet_dtype(32) and auto.unet_dtype(1) == torch.float32
     cfg = fp32.cfg
     x = torch.randn(2, cfg.latent_channels, cfg.latent_size, cfg.latent_size,
                     generator=torch.Generator().manual_seed(0))
