@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from pooled_draws import print_totals  # this folder's script (run from the repository root, as documented)
 
 from sd_sim_plugin.data.dataset import SceneDataset
 from sd_sim_plugin.errors import SdSimError
@@ -94,12 +95,7 @@ def main() -> None:
             row = measure(gen, refs)
             totals.setdefault(name, []).append(row)
             print(json.dumps({"generator": name, "model": ckpt, "data": data, **row}), flush=True)
-    for name, rows in totals.items():
-        w = np.array([r["windows"] for r in rows], np.float64)
-        out = {part: {k: round(float(np.dot(w, [r[part][k] for r in rows]) / w.sum()), 4) for k in MMD_KEYS}
-               for part in ("between seeds", "against the log")}
-        print(json.dumps({"all": name, **out, "sums": {part: round(sum(v.values()), 4) for part, v in out.items()},
-                          "windows": int(w.sum())}), flush=True)
+    print_totals(totals, ("between seeds", "against the log"))
 
 
 if __name__ == "__main__":

@@ -114,10 +114,15 @@ def main() -> None:
             row = measure(gen, refs, args.draws)
             totals[name].append(row)
             print(json.dumps({"model": ckpt if name == "model" else "lane", "data": data, **row}), flush=True)
+    print_totals(totals, ("one draw", "pooled"))
+
+
+def print_totals(totals: dict[str, list], parts: tuple[str, ...]) -> None:
+    """One JSON line per generator: each part's MMDs over all its rows, weighted by their windows, and their sums."""
     for name, rows in totals.items():
         w = np.array([r["windows"] for r in rows], np.float64)
         out = {part: {k: round(float(np.dot(w, [r[part][k] for r in rows]) / w.sum()), 4) for k in MMD_KEYS}
-               for part in ("one draw", "pooled")}
+               for part in parts}
         print(json.dumps({"all": name, **out, "sums": {part: round(sum(v.values()), 4) for part, v in out.items()},
                           "windows": int(w.sum())}), flush=True)
 
