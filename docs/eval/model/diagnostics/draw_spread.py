@@ -13,14 +13,12 @@ e.g. the three seed-0 fold models on their validation windows. Every model sampl
 sampling choice (``PER_MODEL_CHOICE``) except ``draws_per_scene``. Prints one JSON line per (generator, data) pair
 and one per generator over all pairs (weighted by windows).
 """
-import argparse
 import json
 import sys
 from dataclasses import replace
 
 import numpy as np
-import torch
-from pooled_draws import print_totals  # this folder's script (run from the repository root, as documented)
+from pooled_draws import pairs_parser, parse_pairs, print_totals  # this folder's script, run from the repo root
 
 from sd_sim_plugin.data.dataset import SceneDataset
 from sd_sim_plugin.errors import SdSimError
@@ -59,21 +57,15 @@ def measure(gen, refs) -> dict:
 
 def main() -> None:
     """Measure each model at each draw count, and the lane heuristic, on each (checkpoint, data) pair."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("pairs", nargs="+", help="CKPT DATA [CKPT DATA ...]")
+    p = pairs_parser(__doc__)
     p.add_argument("--draws", default="1,4", help="draws_per_scene values, comma-separated")
-    p.add_argument("--limit", type=int, default=39, help="windows per data folder (evenly spaced)")
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    if len(args.pairs) % 2:
-        p.error("give CKPT DATA pairs")
+    args = parse_pairs(p)
     try:
         draws = [int(d) for d in args.draws.split(",") if d.strip()]
     except ValueError:
         p.error(f"--draws {args.draws!r}: expected whole numbers, comma-separated")
-    if min(args.limit, args.threads) < 1 or not draws:
-        p.error("--limit and --threads must be at least 1, --draws must name a count")
+    if not draws:
+        p.error("--draws must name a count")
     shipped, _ = load_config("checkpoints/real")
     totals: dict[str, list] = {}
     for ckpt, data in zip(args.pairs[::2], args.pairs[1::2]):

@@ -90,19 +90,33 @@ def measure(gen, refs, draws: int) -> dict:
             "speed_shares": {"reference": speed_shares(ref_features), "generated": speed_shares(gen_features)}}
 
 
-def main() -> None:
-    """Measure the model and the lane heuristic on each (checkpoint, data) pair and pooled over them."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def pairs_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser for CKPT DATA pairs, ``--limit`` and ``--threads``, described by the first line of ``doc``."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("pairs", nargs="+", help="CKPT DATA [CKPT DATA ...]")
-    p.add_argument("--draws", type=int, default=6)
     p.add_argument("--limit", type=int, default=39, help="windows per data folder (evenly spaced)")
     p.add_argument("--threads", type=int, default=2)
+    return p
+
+
+def parse_pairs(p: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parsed arguments of :func:`pairs_parser` (and any added), checked, with torch's thread count set."""
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
     if len(args.pairs) % 2:
         p.error("give CKPT DATA pairs")
-    if min(args.draws, args.limit, args.threads) < 1:
-        p.error("--draws, --limit and --threads must be at least 1")
+    if min(args.limit, args.threads) < 1:
+        p.error("--limit and --threads must be at least 1")
+    torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    """Measure the model and the lane heuristic on each (checkpoint, data) pair and pooled over them."""
+    p = pairs_parser(__doc__)
+    p.add_argument("--draws", type=int, default=6)
+    args = parse_pairs(p)
+    if args.draws < 1:
+        p.error("--draws must be at least 1")
     totals: dict[str, list] = {"model": [], "lane": []}
     shipped, _ = load_config("checkpoints/real")  # every model samples as checkpoints/real does, like the sweep
     for ckpt, data in zip(args.pairs[::2], args.pairs[1::2]):
