@@ -322,12 +322,16 @@ def most_typical_draw(draws: Sequence[Agents], horizon: Horizon) -> int:
     t0 = horizon.t0_index
     feats = [(a.trajectory[:, t0, :2], np.stack([np.cos(a.trajectory[:, t0, 2]), np.sin(a.trajectory[:, t0, 2])], 1),
               a.velocity[:, t0]) for a in draws]
-    risk = np.full(len(draws), np.inf)
-    for i, fi in enumerate(feats):
-        if len(draws[i]):
-            risk[i] = sum(mmd(x, y) for j, fj in enumerate(feats) if j != i and len(draws[j])
-                          for x, y in zip(fi, fj, strict=True))
-    return int(np.argmin(risk)) if np.isfinite(risk).any() else 0
+    filled = [i for i, a in enumerate(draws) if len(a)]
+    if not filled:
+        return 0
+    risk = dict.fromkeys(filled, 0.0)
+    for n, i in enumerate(filled):  # MMD is symmetric: each pair once
+        for j in filled[n + 1:]:
+            d = sum(mmd(x, y) for x, y in zip(feats[i], feats[j], strict=True))
+            risk[i] += d
+            risk[j] += d
+    return min(filled, key=risk.__getitem__)
 
 
 def _ego_box(ego: Agents | None, horizon: Horizon) -> np.ndarray:
