@@ -9,7 +9,8 @@ import sys
 from sd_sim_plugin.errors import SdSimError
 
 # Subcommand name -> module; each module defines add_parser(subparsers) and run(args) -> int.
-SUBCOMMANDS: list[str] = ["validate", "train", "generate", "collect", "render", "eval", "demo", "run", "search"]
+SUBCOMMANDS: list[str] = ["validate", "train", "ensemble", "generate", "collect", "render", "eval", "demo", "run",
+                          "search"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,7 +1,8 @@
 """Checkpoints: a folder with ``config.json`` (format version, model config, training record) and safetensors weights.
 
-Files: ``autoencoder.safetensors`` (stage 1), ``denoiser.safetensors`` (stage 2, EMA weights) and, for resuming,
-``train_state_<stage>.safetensors`` (raw weights and optimiser moments). Weights load only through safetensors.
+Files: ``autoencoder.safetensors`` (stage 1), ``denoiser.safetensors`` (stage 2, EMA weights; an ensemble's further
+members ``denoiser_1.safetensors``, ...) and, for resuming, ``train_state_<stage>.safetensors`` (raw weights and
+optimiser moments). Weights load only through safetensors.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,16 +19,22 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sd_sim_plugin.errors import SdSimError
-from sd_sim_plugin.model.config import FORMAT_VERSION, ModelConfig
+from sd_sim_plugin.model.config import FORMAT_VERSION, MAX_DENOISERS, PER_MODEL_CHOICE, ModelConfig
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = {"autoencoder": "autoencoder.safetensors", "denoiser": "denoiser.safetensors"}
 
 
+def denoiser_file(member: int) -> str:
+    """The weights file of an ensemble's ``member``-th denoiser (member 0 is the one every checkpoint has)."""
+    return WEIGHT_FILES["denoiser"] if member == 0 else f"denoiser_{member}.safetensors"
+
+
 def fingerprint(ckpt_dir: str | Path) -> str:
     """Short hash of a checkpoint's config and weights (what a stored result was made with)."""
     digest = hashlib.sha1()
-    for name in [CONFIG_FILE, *WEIGHT_FILES.values()]:
+    members = [denoiser_file(m) for m in range(1, MAX_DENOISERS) if (Path(ckpt_dir) / denoiser_file(m)).exists()]
+    for name in [CONFIG_FILE, *WEIGHT_FILES.values(), *members]:
         path = Path(ckpt_dir) / name
         digest.update(path.read_bytes() if path.exists() else b"missing")
     return digest.hexdigest()[:12]
@@ -106,3 +114,40 @@ def load_weights(module: nn.Module, path: str | Path,
         raise SdSimError(f"{path}: weights do not match config.json ({what or 'shape mismatch'}, e.g. {detail!r})")
     module.load_state_dict(state)
     return module
+
+
+def assemble_ensemble(members: list[str | Path], out: str | Path) -> Path:
+    """Write a checkpoint whose denoisers are ``members``' (one recipe trained with different seeds) into the new
+    folder ``out``: the first member's config, sampling choices and autoencoder, ``denoisers`` set to their number.
+
+    The members must share everything but their denoiser weights, training record and per-model sampling choices
+    (the same autoencoder file, latent statistics, count model and architecture), else :class:`SdSimError` names the
+    first difference."""
+    if not 2 <= len(members) <= MAX_DENOISERS:
+        raise SdSimError(f"an ensemble needs 2 to {MAX_DENOISERS} checkpoints, got {len(members)}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SdSimError(f"{out}: exists and is not an empty folder; the ensemble goes into a new one")
+    loaded = [load_config(m) for m in members]
+    first, first_record = loaded[0]
+    shared = {k: v for k, v in first.to_dict().items() if k not in PER_MODEL_CHOICE}
+    autoencoder = load_tensors(Path(members[0]) / WEIGHT_FILES["autoencoder"])
+    for member, (cfg, record) in zip(members, loaded, strict=True):
+        if "diffusion" not in record or cfg.denoisers != 1:
+            raise SdSimError(f"{member}: not a trained single-denoiser checkpoint (config.json's training record)")
+    for member, (cfg, _) in zip(members[1:], loaded[1:], strict=True):
+        other = {k: v for k, v in cfg.to_dict().items() if k not in PER_MODEL_CHOICE}
+        differs = [k for k in shared if shared[k] != other.get(k)]
+        if differs:
+            raise SdSimError(f"{member}: config.json's {differs[0]!r} differs from {members[0]}'s; ensemble members "
+                             "are one recipe trained with different seeds")
+        theirs = load_tensors(Path(member) / WEIGHT_FILES["autoencoder"])
+        if theirs.keys() != autoencoder.keys() or any(not torch.equal(theirs[k], autoencoder[k]) for k in theirs):
+            raise SdSimError(f"{member}: its autoencoder differs from {members[0]}'s; ensemble members share one")
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(autoencoder, out / WEIGHT_FILES["autoencoder"])
+    for m, member in enumerate(members):
+        save_weights(load_tensors(Path(member) / WEIGHT_FILES["denoiser"]), out / denoiser_file(m))
+    record = {**first_record, "ensemble": [{"from": str(member), "diffusion": rec.get("diffusion")}
+                                           for member, (_, rec) in zip(members, loaded, strict=True)]}
+    return save_config(out, replace(first, denoisers=len(members)), record)

@@ -12,7 +12,7 @@ from sd_sim_plugin.scene.types import Horizon
 FORMAT_VERSION = 1
 GUIDANCE_CONTRASTS = ("count", "domain")
 STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean", "p_std", "tokens", "sampler",
-                 "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast")
+                 "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast", "denoisers")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast",
                    "offroad_vehicle_scale", "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg",
@@ -22,6 +22,7 @@ SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_inter
 PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
 MAX_REFILL_ROUNDS = 3  # each round samples the short scenes once more
 MAX_DRAWS_PER_SCENE = 8  # each draw is one more scene in the sampler's batch
+MAX_DENOISERS = 8  # an ensemble's members split the sampler's batch among them
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,10 @@ class ModelConfig:
     # the least summed MMD to the other draws' (minimum-Bayes-risk selection; docs/model.md, *The most typical of
     # four draws*). 1 = off.
     draws_per_scene: int = 1
+    # Stage-2 denoisers in the checkpoint: an ensemble of one recipe's training seeds, sharing the autoencoder, latent
+    # statistics and count model (``sd-sim ensemble``); row r of a sampling batch uses denoiser r mod this, so a
+    # scene's draws come from all of them (docs/model.md, *Three training seeds as one ensemble*). 1 = one denoiser.
+    denoisers: int = 1
     sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m | dpmpp2m_sde (model/edm.py); chosen by measurement
     sampler_steps: int = 6
     # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
@@ -143,6 +148,9 @@ class ModelConfig:
                 or not 1 <= self.draws_per_scene <= MAX_DRAWS_PER_SCENE:
             raise ValueError(f"draws_per_scene ({self.draws_per_scene!r}) must be a whole number in [1, "
                              f"{MAX_DRAWS_PER_SCENE}] (1 = off)")
+        if isinstance(self.denoisers, bool) or not isinstance(self.denoisers, int) \
+                or not 1 <= self.denoisers <= MAX_DENOISERS:
+            raise ValueError(f"denoisers ({self.denoisers!r}) must be a whole number in [1, {MAX_DENOISERS}]")
         for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")
@@ -172,9 +180,10 @@ class ModelConfig:
 
     def with_default_sampling(self) -> ModelConfig:
         """This config with the default sampler, step count, guidance, priors, flags and trajectory overlap rule
-        (:data:`PER_MODEL_CHOICE`), which are chosen per trained model: what a fine-tuned stage 2 starts with."""
+        (:data:`PER_MODEL_CHOICE`), which are chosen per trained model, and one denoiser (a fine-tune of an ensemble
+        starts from its first): what a fine-tuned stage 2 starts with."""
         fresh = ModelConfig()
-        return replace(self, **{name: getattr(fresh, name) for name in PER_MODEL_CHOICE})
+        return replace(self, denoisers=1, **{name: getattr(fresh, name) for name in PER_MODEL_CHOICE})
 
     @property
     def cell_m(self) -> float:

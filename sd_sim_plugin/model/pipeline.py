@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import torch
 from sd_sim_plugin.errors import SdSimError
 from sd_sim_plugin.model.autoencoder import AgentAutoencoder
 from sd_sim_plugin.model.boxes import NUM_TYPES, drivable_cells, proposals_to_agents, remove_overlaps
-from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, load_config, load_weights
+from sd_sim_plugin.model.checkpoint import WEIGHT_FILES, denoiser_file, load_config, load_weights
 from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import expected_count
 from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
@@ -73,15 +73,21 @@ class ScenarioDiffusionGenerator:
     name = "diffusion"
     agent_types = (AgentType.VEHICLE, AgentType.PEDESTRIAN, AgentType.CYCLIST)  # its global token counts them all
 
-    def __init__(self, cfg: ModelConfig, autoencoder: AgentAutoencoder, denoiser: LatentDenoiser,
-                 device: str = "cpu", precision: str = "auto", trace_unet: bool = True) -> None:
+    def __init__(self, cfg: ModelConfig, autoencoder: AgentAutoencoder,
+                 denoiser: LatentDenoiser | Sequence[LatentDenoiser], device: str = "cpu", precision: str = "auto",
+                 trace_unet: bool = True) -> None:
+        members = [denoiser] if isinstance(denoiser, LatentDenoiser) else list(denoiser)
+        if len(members) != cfg.denoisers:
+            raise SdSimError(f"{len(members)} denoiser(s) given, the config says {cfg.denoisers}")
         self.cfg = cfg
         self.device = device
         self.precision = precision
         denoiser_autocast_dtype(precision, device, 1)  # checks the name now, not at the first scene
-        self._traced = None if trace_unet else False  # False: run the module (see _traced_unet)
+        # per denoiser: None until traced, False to run the module (see _traced_unet)
+        self._traced = [None if trace_unet else False] * len(members)
         self.autoencoder = autoencoder.to(device).eval()
-        self.denoiser = denoiser.to(device).eval()
+        self.denoisers = [net.to(device).eval() for net in members]
+        self.denoiser = self.denoisers[0]
         self.raster = RasterConfig(cfg.size_px, cfg.resolution_m)
         self.horizon: Horizon = cfg.horizon
         self._mean = torch.tensor(cfg.latent_mean, device=device).view(1, -1, 1, 1)
@@ -114,8 +120,8 @@ class ScenarioDiffusionGenerator:
         if not cfg.latent_mean or len(cfg.latent_mean) != cfg.latent_channels:
             raise SdSimError(f"{Path(path) / 'config.json'}: no latent statistics; the diffusion stage was not trained")
         ae = load_weights(AgentAutoencoder(cfg), Path(path) / WEIGHT_FILES["autoencoder"])
-        net = load_weights(LatentDenoiser(cfg), Path(path) / WEIGHT_FILES["denoiser"])
-        return cls(cfg, ae, net, device=device, precision=precision, trace_unet=trace_unet)
+        nets = [load_weights(LatentDenoiser(cfg), Path(path) / denoiser_file(m)) for m in range(cfg.denoisers)]
+        return cls(cfg, ae, nets, device=device, precision=precision, trace_unet=trace_unet)
 
     @torch.inference_mode()
     def sample_agents(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
@@ -177,22 +183,25 @@ class ScenarioDiffusionGenerator:
         noise = torch.randn((b, self.cfg.latent_channels, self.cfg.latent_size, self.cfg.latent_size),
                             generator=gen).to(self.device)
         feats, mask = feats.to(self.device), mask.to(self.device)
-        condition = self.denoiser.spatial_condition(maps, feats, mask)
-        tokens, tmask = self.denoiser.embed_tokens(
-            feats, mask,
-            torch.from_numpy(global_token_features(counts, self.cfg.tokens, centre_is_ego, real)).to(self.device))
-        sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
-                               self.cfg.rho).to(self.device)
-        denoise = self._denoise(condition, tokens, tmask, b)
+        features = global_token_features(counts, self.cfg.tokens, centre_is_ego, real)
+        unguided = None
         if self.cfg.guidance_scale != 1.0:  # the other half: the same agent tokens, the count unset or PG traffic
             domain = self.cfg.guidance_contrast == "domain"
             u_counts, u_real = (counts, False) if domain else (np.full(b, UNSET), real)
-            u_tokens, _ = self.denoiser.embed_tokens(
-                feats, mask, torch.from_numpy(global_token_features(u_counts, self.cfg.tokens,
-                                                                    centre_is_ego, u_real)).to(self.device))
-            paired = self._denoise(torch.cat([condition, condition]), torch.cat([tokens, u_tokens]),
-                                   torch.cat([tmask, tmask]), b)
-            denoise = classifier_free_guidance(denoise, paired, self.cfg.guidance_scale, self.cfg.guidance_interval)
+            unguided = global_token_features(u_counts, self.cfg.tokens, centre_is_ego, u_real)
+        sigmas = karras_sigmas(steps or self.cfg.sampler_steps, self.cfg.sigma_min, self.cfg.sigma_max,
+                               self.cfg.rho).to(self.device)
+        members = len(self.denoisers)
+        if members == 1:
+            denoise = self._member_denoise(0, maps, feats, mask, features, unguided)
+        else:  # row r: denoiser r mod M, so each scene's draws come from all of them
+            parts = []
+            for member in range(min(members, b)):
+                rows = np.arange(member, b, members)
+                parts.append((torch.from_numpy(rows).to(self.device), self._member_denoise(
+                    member, maps[rows], feats[rows], mask[rows], features[rows],
+                    None if unguided is None else unguided[rows])))
+            denoise = _split_rows(parts)
         z = sample(denoise, noise, sigmas, solver=self.cfg.sampler, generator=gen)
         proposals = self.autoencoder.decode(z * self._std + self._mean, maps).cpu().numpy()
         wanted = mask.sum(dim=1).cpu().numpy() + counts
@@ -228,35 +237,55 @@ class ScenarioDiffusionGenerator:
         return [_add_agents(a, d, m if per_type else None, int(m.sum()), self.cfg)
                 for a, d, m in zip(kept, drawn, missing, strict=True)]
 
-    def _traced_unet(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
-        """The U-Net traced and frozen once, on the first batch's shapes (any batch size and token count after);
-        None (the module itself) where tracing fails."""
-        if self._traced is None:
+    def _member_denoise(self, member: int, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor,
+                        features: np.ndarray, unguided: np.ndarray | None):
+        """The sampler's denoiser for the rows one ensemble member samples: its own map encoding and token
+        embedding of them, guided against the ``unguided`` global token features when given."""
+        net = self.denoisers[member]
+        condition = net.spatial_condition(maps, feats, mask)
+        tokens, tmask = net.embed_tokens(feats, mask, torch.from_numpy(features).to(self.device))
+        rows = len(maps)
+        denoise = self._denoise(member, condition, tokens, tmask, rows)
+        if unguided is None:
+            return denoise
+        u_tokens, _ = net.embed_tokens(feats, mask, torch.from_numpy(unguided).to(self.device))
+        paired = self._denoise(member, torch.cat([condition, condition]), torch.cat([tokens, u_tokens]),
+                               torch.cat([tmask, tmask]), rows)
+        return classifier_free_guidance(denoise, paired, self.cfg.guidance_scale, self.cfg.guidance_interval)
+
+    def _traced_unet(self, member: int, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor):
+        """An ensemble member's U-Net traced and frozen once, on the first batch's shapes (any batch size and token
+        count after); None (the module itself) where tracing fails."""
+        if self._traced[member] is None:
             b, c = condition.shape[:2]
             sample = torch.zeros(b, self.cfg.latent_channels + c, *condition.shape[2:])
             try:
-                self._traced = traced_unet(self.denoiser, (sample, torch.zeros(b), tokens, tmask.float()))
+                self._traced[member] = traced_unet(self.denoisers[member],
+                                                   (sample, torch.zeros(b), tokens, tmask.float()))
             except Exception:  # noqa: BLE001 - tracing is an optimisation; a torch without it runs the module
-                self._traced = False
-        return self._traced or None
+                self._traced[member] = False
+        return self._traced[member] or None
 
     def unet_dtype(self, batch: int = 1) -> torch.dtype:
-        """The dtype the U-Net samples a batch of ``batch`` scenes in (each scene ``draws_per_scene`` rows)."""
-        return denoiser_autocast_dtype(self.precision, self.device, batch * self.cfg.draws_per_scene) or torch.float32
+        """The dtype the U-Net samples a batch of ``batch`` scenes in (each scene ``draws_per_scene`` rows, split
+        among the denoisers)."""
+        rows = -(-batch * self.cfg.draws_per_scene // len(self.denoisers))
+        return denoiser_autocast_dtype(self.precision, self.device, rows) or torch.float32
 
-    def _denoise(self, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor, scenes: int):
-        """The sampler's denoiser: the U-Net in the precision chosen for a batch of ``scenes`` scenes (guidance
-        doubles the U-Net's batch, not the choice); the solver's arithmetic stays float32.
+    def _denoise(self, member: int, condition: torch.Tensor, tokens: torch.Tensor, tmask: torch.Tensor, rows: int):
+        """One ensemble member's U-Net as the sampler's denoiser, in the precision chosen for the ``rows`` scenes it
+        samples (guidance doubles the U-Net's batch, not the choice); the solver's arithmetic stays float32.
 
         In float32 on the CPU the U-Net runs as a traced graph (:func:`traced_unet`, made at the first call)."""
-        dtype = denoiser_autocast_dtype(self.precision, self.device, scenes)
+        net = self.denoisers[member]
+        dtype = denoiser_autocast_dtype(self.precision, self.device, rows)
         if dtype is None:
-            unet = self._traced_unet(condition, tokens, tmask) if self.device == "cpu" else None
-            return lambda x, s: self.denoiser(x, s, condition, tokens, tmask, unet=unet)
+            unet = self._traced_unet(member, condition, tokens, tmask) if self.device == "cpu" else None
+            return lambda x, s: net(x, s, condition, tokens, tmask, unet=unet)
 
         def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             with torch.autocast(self.device, dtype=dtype):
-                return self.denoiser(x, s, condition, tokens, tmask).float()
+                return net(x, s, condition, tokens, tmask).float()
         return denoise
 
     def generate(self, map: MapGeometry, *, ego: Agents | None = None, agent_tokens: list[AgentToken] | None = None,
@@ -313,6 +342,16 @@ class ScenarioDiffusionGenerator:
                                       "extra_agents": None if counts[i] == UNSET else int(counts[i]),
                                       "num_tokens": len(tokens)}))
         return scenes
+
+
+def _split_rows(parts: list[tuple[torch.Tensor, Callable]]) -> Callable:
+    """A denoiser over the whole batch from per-member denoisers of its rows (``parts``: row indices, denoiser)."""
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(x)
+        for rows, member in parts:
+            out[rows] = member(x[rows], sigma[rows])
+        return out
+    return denoise
 
 
 def most_typical_draw(draws: Sequence[Agents], horizon: Horizon) -> int:

@@ -540,6 +540,9 @@ def test_fingerprint_follows_the_checkpoint_contents(trained, tmp_path):
     data = weights.read_bytes()
     weights.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     assert fingerprint(copy) != fingerprint(trained[0])
+    changed = fingerprint(copy)
+    (copy / "denoiser_1.safetensors").write_bytes(data)  # an ensemble's second denoiser counts too
+    assert fingerprint(copy) != changed
 
 
 def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
@@ -700,6 +703,83 @@ def test_draws_per_scene_keeps_one_of_its_draws(trained, road_scenes):
             ScenarioDiffusionGenerator.from_checkpoint(trained[0], draws_per_scene=bad)
 
 
+def _second_seed(ckpt: Path, dst: Path) -> Path:
+    """A copy of ``ckpt`` whose denoiser weights are perturbed: the same recipe as if trained with another seed."""
+    from sd_sim_plugin.model.checkpoint import load_tensors, save_weights
+
+    copy = _copy_ckpt(ckpt, dst)
+    noise = torch.Generator().manual_seed(1)
+    state = load_tensors(copy / WEIGHT_FILES["denoiser"])
+    save_weights({k: v + 0.05 * v.std().nan_to_num() * torch.randn(v.shape, generator=noise)
+                  if v.is_floating_point() and v.numel() > 1 else v for k, v in state.items()},
+                 copy / WEIGHT_FILES["denoiser"])
+    return copy
+
+
+def test_ensemble_samples_row_r_with_denoiser_r_mod_m(trained, road_scenes, tmp_path, capsys):
+    """`sd-sim ensemble` writes one checkpoint from two seeds' checkpoints; its batch row r is what denoiser r mod 2
+    alone gives that row (same noise), and each member's rows differ from the other's."""
+    base, other = trained[0], _second_seed(trained[0], tmp_path / "seed1")
+    assert main(["ensemble", str(base), str(other), "--out", str(tmp_path / "ens")]) == 0
+    assert "2 denoisers" in capsys.readouterr().out
+    ens = ScenarioDiffusionGenerator.from_checkpoint(tmp_path / "ens")
+    assert ens.cfg.denoisers == 2 and len(ens.denoisers) == 2
+    scene = road_scenes[1]
+    got = ens.generate(scene.map, density=4, seed=5, count=4)
+    alone = [ScenarioDiffusionGenerator.from_checkpoint(c).generate(scene.map, density=4, seed=5, count=4)
+             for c in (base, other)]
+    for r, g in enumerate(got):
+        want = alone[r % 2][r].agents.trajectory
+        assert g.agents.trajectory.shape == want.shape
+        np.testing.assert_allclose(g.agents.trajectory, want, atol=1e-3)
+    assert any(a.agents.trajectory.shape != b.agents.trajectory.shape
+               or not np.allclose(a.agents.trajectory, b.agents.trajectory, atol=1e-3)
+               for a, b in zip(*alone, strict=True))
+    again = ens.generate(scene.map, density=4, seed=5, count=4)
+    for a, b in zip(got, again, strict=True):
+        np.testing.assert_array_equal(a.agents.trajectory, b.agents.trajectory)
+
+
+def test_ensemble_refuses_members_that_are_not_one_recipe(trained, tmp_path, capsys):
+    """Members with another autoencoder or config, an untrained or single checkpoint, an occupied --out, or a damaged
+    member file: one line each, exit 2; a fine-tune of an ensemble starts with one denoiser."""
+    base = trained[0]
+    other_ae = _copy_ckpt(base, tmp_path / "other_ae")
+    data = bytearray((other_ae / WEIGHT_FILES["autoencoder"]).read_bytes())
+    data[-1] ^= 0x01  # one bit of one weight
+    (other_ae / WEIGHT_FILES["autoencoder"]).write_bytes(bytes(data))
+    other_cfg = _copy_ckpt(base, tmp_path / "other_cfg")
+    cfg, record = load_config(other_cfg)
+    save_config(other_cfg, replace(cfg, latent_std=tuple(2 * v for v in cfg.latent_std)), record)
+    stage1 = _copy_ckpt(base, tmp_path / "stage1")
+    cfg, record = load_config(stage1)
+    (stage1 / "config.json").write_text(json.dumps({"format_version": 1, "model": cfg.to_dict(),
+                                                    "training": {"autoencoder": record.get("autoencoder")}}))
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("user data")
+    for members, out, message in (
+            ([other_ae], tmp_path / "e1", "its autoencoder differs"),
+            ([other_cfg], tmp_path / "e2", "'latent_std' differs"),
+            ([stage1], tmp_path / "e3", "not a trained single-denoiser checkpoint"),
+            ([], tmp_path / "e4", "an ensemble needs 2 to 8 checkpoints, got 1"),
+            ([base], occupied, "exists and is not an empty folder")):
+        assert main(["ensemble", str(base), *map(str, members), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+        assert not out.exists() or out == occupied
+    assert (occupied / "keep.txt").read_text() == "user data"
+    assert main(["ensemble", str(base), str(base), "--out", str(tmp_path / "ens")]) == 0
+    member = tmp_path / "ens" / "denoiser_1.safetensors"
+    member.write_bytes(member.read_bytes()[:100])
+    with pytest.raises(SdSimError, match="denoiser_1.safetensors: not a readable safetensors file"):
+        ScenarioDiffusionGenerator.from_checkpoint(tmp_path / "ens")
+    cfg, _ = load_config(tmp_path / "ens")
+    assert cfg.denoisers == 2 and cfg.with_default_sampling().denoisers == 1 and cfg.for_new_denoiser().denoisers == 1
+    with pytest.raises(ValueError, match=r"denoisers \(9\) must be a whole number in \[1, 8\]"):
+        replace(cfg, denoisers=9)
+
+
 def _keep_right(scene):
     """``scene`` with the left two of its four lanes reversed: a two-way road whose traffic keeps right."""
     m = scene.map
@@ -858,8 +938,8 @@ def test_bfloat16_unet_stays_close_to_float32_and_is_seeded(trained, road_scenes
             global_token_features(np.array([2, 2]), cfg.tokens, True)))
         for sigma in (20.0, 1.0, 0.05):
             s = torch.full((2,), sigma)
-            a = fp32._denoise(condition, tokens, tmask, 2)(x * sigma, s)
-            b = bf16._denoise(condition, tokens, tmask, 2)(x * sigma, s)
+            a = fp32._denoise(0, condition, tokens, tmask, 2)(x * sigma, s)
+            b = bf16._denoise(0, condition, tokens, tmask, 2)(x * sigma, s)
             assert b.dtype == torch.float32
             assert (a - b).norm() / a.norm() < 0.03, sigma
     one = bf16.generate(road_scenes[0].map, seed=5, count=2, density=3)
