@@ -21,6 +21,8 @@ BOSTON_HELD_OUT = "sd_nuscenes_v1.0-mini_scene-0757.pkl"
 def test_real_checkpoint_asks_for_real_traffic_on_a_real_map(dev_data_dir):
     gen = ScenarioDiffusionGenerator.from_checkpoint(CHECKPOINTS / "real")
     assert has_domain_flag(gen.cfg.tokens) and gen.cfg.real_flag and not gen.cfg.ego_flag
+    # three training seeds' denoisers, each scene the most typical of eight draws split among them (docs/model.md)
+    assert gen.cfg.denoisers == 3 and len(gen.denoisers) == 3 and gen.cfg.draws_per_scene == 8
     window = scenario_windows(load_scenario(dev_data_dir / BOSTON_HELD_OUT), Horizon(2, 2, 1),
                               name=BOSTON_HELD_OUT)[0]
     ego = window.agents.select(np.array([0]))
