@@ -28,7 +28,9 @@ def test_real_checkpoint_asks_for_real_traffic_on_a_real_map(dev_data_dir):
     ego = window.agents.select(np.array([0]))
     first, again = (gen.generate(window.map, ego=ego, density=8, seed=3)[0] for _ in range(2))
     np.testing.assert_array_equal(first.agents.trajectory, again.agents.trajectory)
-    assert len(first.agents) == 8 and set(first.agents.types.tolist()) <= {int(t) for t in AgentType}
+    # the count asked for, up to what fits: here the most typical draw keeps 6 of 8 (its other proposals overlap;
+    # docs/model.md, *Density per agent type*)
+    assert 6 <= len(first.agents) <= 8 and set(first.agents.types.tolist()) <= {int(t) for t in AgentType}
     # every vehicle on a lane follows the lane it is on (alignment at 180 degrees), and trajectories do not cross
     assert gen.cfg.lane_snap_deg == 180 and gen.cfg.trajectory_overlap
     t0, vehicle = first.horizon.t0_index, first.agents.types == int(AgentType.VEHICLE)
