@@ -144,10 +144,15 @@ def assemble_ensemble(members: list[str | Path], out: str | Path) -> Path:
         theirs = load_tensors(Path(member) / WEIGHT_FILES["autoencoder"])
         if theirs.keys() != autoencoder.keys() or any(not torch.equal(theirs[k], autoencoder[k]) for k in theirs):
             raise SdSimError(f"{member}: its autoencoder differs from {members[0]}'s; ensemble members share one")
+    from sd_sim_plugin.model.denoiser import LatentDenoiser  # heavy (diffusers); only this function needs it
+
+    # every member's weights read and checked against the config before anything is written
+    denoisers = [load_weights(LatentDenoiser(first), Path(member) / WEIGHT_FILES["denoiser"]).state_dict()
+                 for member in members]
     out.mkdir(parents=True, exist_ok=True)
     save_weights(autoencoder, out / WEIGHT_FILES["autoencoder"])
-    for m, member in enumerate(members):
-        save_weights(load_tensors(Path(member) / WEIGHT_FILES["denoiser"]), out / denoiser_file(m))
+    for m, state in enumerate(denoisers):
+        save_weights(state, out / denoiser_file(m))
     record = {**first_record, "ensemble": [{"from": str(member), "diffusion": rec.get("diffusion")}
                                            for member, (_, rec) in zip(members, loaded, strict=True)]}
     return save_config(out, replace(first, denoisers=len(members)), record)

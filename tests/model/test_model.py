@@ -741,8 +741,9 @@ def test_ensemble_samples_row_r_with_denoiser_r_mod_m(trained, road_scenes, tmp_
 
 
 def test_ensemble_refuses_members_that_are_not_one_recipe(trained, tmp_path, capsys):
-    """Members with another autoencoder or config, an untrained or single checkpoint, an occupied --out, or a damaged
-    member file: one line each, exit 2; a fine-tune of an ensemble starts with one denoiser."""
+    """Members with another autoencoder or config, an untrained, single or damaged checkpoint, or an occupied --out:
+    one line each, exit 2, and nothing written; a damaged file in an ensemble names itself when loaded; a fine-tune
+    of an ensemble starts with one denoiser."""
     base = trained[0]
     other_ae = _copy_ckpt(base, tmp_path / "other_ae")
     data = bytearray((other_ae / WEIGHT_FILES["autoencoder"]).read_bytes())
@@ -755,6 +756,8 @@ def test_ensemble_refuses_members_that_are_not_one_recipe(trained, tmp_path, cap
     cfg, record = load_config(stage1)
     (stage1 / "config.json").write_text(json.dumps({"format_version": 1, "model": cfg.to_dict(),
                                                     "training": {"autoencoder": record.get("autoencoder")}}))
+    broken = _copy_ckpt(base, tmp_path / "broken")
+    (broken / WEIGHT_FILES["denoiser"]).write_bytes((broken / WEIGHT_FILES["denoiser"]).read_bytes()[:100])
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "keep.txt").write_text("user data")
@@ -763,6 +766,7 @@ def test_ensemble_refuses_members_that_are_not_one_recipe(trained, tmp_path, cap
             ([other_cfg], tmp_path / "e2", "'latent_std' differs"),
             ([stage1], tmp_path / "e3", "not a trained single-denoiser checkpoint"),
             ([], tmp_path / "e4", "an ensemble needs 2 to 8 checkpoints, got 1"),
+            ([broken], tmp_path / "e5", "denoiser.safetensors: not a readable safetensors file"),
             ([base], occupied, "exists and is not an empty folder")):
         assert main(["ensemble", str(base), *map(str, members), "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
