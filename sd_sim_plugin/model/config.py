@@ -16,7 +16,7 @@ STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean"
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast",
                    "offroad_vehicle_scale", "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg",
-                   "refill_rounds", "draws_per_scene", "initial_noise_scale")
+                   "refill_rounds", "draws_per_scene")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
 PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
@@ -81,9 +81,6 @@ class ModelConfig:
     # statistics and count model (``sd-sim ensemble``); row r of a sampling batch uses denoiser r mod this, so a
     # scene's draws come from all of them (docs/model.md, *Three training seeds as one ensemble*). 1 = one denoiser.
     denoisers: int = 1
-    # The sampler's starting noise is scaled by this (below 1: lower temperature, draws nearer the middle of the
-    # model's distribution on a map, the truncation trick; docs/model.md, *Lower-temperature starting noise*). 1 = off.
-    initial_noise_scale: float = 1.0
     sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m | dpmpp2m_sde (model/edm.py); chosen by measurement
     sampler_steps: int = 6
     # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
@@ -151,9 +148,6 @@ class ModelConfig:
                 or not 1 <= self.draws_per_scene <= MAX_DRAWS_PER_SCENE:
             raise ValueError(f"draws_per_scene ({self.draws_per_scene!r}) must be a whole number in [1, "
                              f"{MAX_DRAWS_PER_SCENE}] (1 = off)")
-        if isinstance(self.initial_noise_scale, bool) or not isinstance(self.initial_noise_scale, (int, float)) \
-                or not 0 < self.initial_noise_scale <= 1:
-            raise ValueError(f"initial_noise_scale ({self.initial_noise_scale!r}) must be a number in (0, 1] (1 = off)")
         if isinstance(self.denoisers, bool) or not isinstance(self.denoisers, int) \
                 or not 1 <= self.denoisers <= MAX_DENOISERS:
             raise ValueError(f"denoisers ({self.denoisers!r}) must be a whole number in [1, {MAX_DENOISERS}]")

@@ -180,8 +180,8 @@ class ScenarioDiffusionGenerator:
         """One sampling of every scene in the batch, decoded (:meth:`sample_agents` without refilling)."""
         b = len(maps)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        noise = self.cfg.initial_noise_scale * torch.randn(
-            (b, self.cfg.latent_channels, self.cfg.latent_size, self.cfg.latent_size), generator=gen).to(self.device)
+        noise = torch.randn((b, self.cfg.latent_channels, self.cfg.latent_size, self.cfg.latent_size),
+                            generator=gen).to(self.device)
         feats, mask = feats.to(self.device), mask.to(self.device)
         features = global_token_features(counts, self.cfg.tokens, centre_is_ego, real)
         unguided = None

@@ -8,23 +8,23 @@ For each setting, generates one scene per reference window (density = the refere
 heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU time per scene at batch 1
 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles) and ``vehicles_ratio``, generated over
 reference vehicles: the MMD estimator scores larger generated sets lower, so a setting can lower the MMDs by drawing
-more vehicles (with ``--density total``, also by changing the type mix). By default it sweeps solvers and step counts;
-``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``, their noise intervals,
+more vehicles (with ``--density total``, also by changing the type mix). By default it sweeps solvers and step
+counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``, their noise intervals,
 ``--contrast``, what they guide against, ``--solver``, solvers, ``--steps``, step counts, ``--offroad``, off-road
 vehicle scales, ``--misaligned``, the scales of vehicles standing across a lane, ``--lane-snap``, the angles within
 which vehicles on a lane are turned onto it, ``--ego-flag``, the global token's centred-on-ego flag, and
-``--mirror-left``, whether left-hand maps are generated as their right-hand mirror image, and ``--refill``, how often
-scenes short of their count are sampled again, ``--draws``, how many draws per scene the most typical is chosen from,
-and ``--noise-scale``, the factor on the sampler's starting noise) with the checkpoint's own solver instead, and
-``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those
-within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; refill rounds are not counted, their
-cost shows in the CPU time; settings over it are not measured; ``--write-to`` stores it in another checkpoint, such as
-the one trained on all the data when CKPT was trained without the validation scenes; ``--vehicles-tolerance T`` writes
-only a setting whose pooled vehicles ratio is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds
-cross-validation folds: each setting is measured with every validation model on its own validation windows
-(:func:`reference_windows`) and the MMDs are pooled over all of them (``folds`` in the output keeps each fold's);
-``--per-scene`` adds each source file's MMDs. Run it on validation windows (``data/pg_val``, ``data/real_val`` and the
-other folds' ``sd-sim collect --split val --fold K``), never on the evaluation set.
+``--mirror-left``, whether left-hand maps are generated as their right-hand mirror image, and ``--refill``, how
+often scenes short of their count are sampled again, and ``--draws``, how many draws per scene the most typical
+is chosen from) with the checkpoint's own solver instead, and ``--write`` stores
+the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those within ``--max-evals``
+U-Net evaluations per scene (a guided step counts twice; refill rounds are not counted, their cost shows in the CPU
+time; settings over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on
+all the data when CKPT was trained without the validation scenes; ``--vehicles-tolerance T`` writes only a setting
+whose pooled vehicles ratio is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each
+setting is measured with every validation model on its own validation windows (:func:`reference_windows`) and the
+MMDs are pooled over all of them (``folds`` in the output keeps each fold's); ``--per-scene`` adds each source file's
+MMDs. Run it on validation windows (``data/pg_val``,
+``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the evaluation set.
 """
 
 from __future__ import annotations
@@ -182,8 +182,6 @@ def main(argv: list[str] | None = None) -> None:
                    "the rest, e.g. 0,1 (docs/model.md)")
     p.add_argument("--draws", help="with --guidance: draws per scene, the most typical kept, to cross with the rest, "
                    "e.g. 1,4 (docs/model.md)")
-    p.add_argument("--noise-scale", help="with --guidance: factors on the sampler's starting noise (1 = off) to cross "
-                   "with the rest, e.g. 1,0.9 (docs/model.md)")
     p.add_argument("--max-evals", type=int,
                    help="with --guidance: only settings with at most this many U-Net evaluations per scene (a "
                         "guided step counts twice) are measured and may be written: the speed budget")
@@ -232,28 +230,25 @@ def main(argv: list[str] | None = None) -> None:
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
             refill = _whole(args.refill, "--refill") if args.refill else [base.refill_rounds]
             draws = _whole(args.draws, "--draws") if args.draws else [base.draws_per_scene]
-            noise = _floats(args.noise_scale, "--noise-scale") if args.noise_scale else [base.initial_noise_scale]
             contrasts = args.contrast.split(",") if args.contrast else [base.guidance_contrast]
             grid = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w,
                             guidance_interval=iv if w != 1.0 else base.guidance_interval,
                             guidance_contrast=ct if w != 1.0 else base.guidance_contrast,
                             offroad_vehicle_scale=o, misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e,
-                            real_flag=r, mirror_left_hand=ml, refill_rounds=rf, draws_per_scene=d,
-                            initial_noise_scale=ns)
+                            real_flag=r, mirror_left_hand=ml, refill_rounds=rf, draws_per_scene=d)
                     for sv in solvers for n in steps for w in _floats(args.guidance, "--guidance")
                     for iv in _intervals(args.intervals) for ct in contrasts for o in offroad for m in across
-                    for a in snaps for e in flags for r in real for ml in mirror for rf in refill for d in draws
-                    for ns in noise]
+                    for a in snaps for e in flags for r in real for ml in mirror for rf in refill for d in draws]
             settings = list(dict.fromkeys(grid))  # unguided settings are one, whatever the interval and contrast
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:
         if (args.write or args.write_to or args.contrast or args.solver or args.steps or args.offroad
                 or args.misaligned or args.lane_snap or args.ego_flag or args.real_flag or args.mirror_left
-                or args.refill or args.draws or args.noise_scale or args.max_evals is not None):
+                or args.refill or args.draws or args.max_evals is not None):
             raise SdSimError("--write, --write-to, --contrast, --solver, --steps, --offroad, --misaligned, "
-                             "--lane-snap, --ego-flag, --real-flag, --mirror-left, --refill, --draws, --noise-scale "
-                             "and --max-evals go with --guidance")
+                             "--lane-snap, --ego-flag, --real-flag, --mirror-left, --refill, --draws and --max-evals "
+                             "go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
     for cfg in settings:
@@ -267,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
                "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
                "lane_snap": cfg.lane_snap_deg,
                "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "mirror_left": cfg.mirror_left_hand,
-               "refill": cfg.refill_rounds, "draws": cfg.draws_per_scene, "noise_scale": cfg.initial_noise_scale}
+               "refill": cfg.refill_rounds, "draws": cfg.draws_per_scene}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
@@ -295,7 +290,6 @@ def main(argv: list[str] | None = None) -> None:
                   "ego_flag": best.ego_flag,
                   "real_flag": best.real_flag, "mirror_left_hand": best.mirror_left_hand,
                   "refill_rounds": best.refill_rounds, "draws_per_scene": best.draws_per_scene,
-                  "initial_noise_scale": best.initial_noise_scale,
                   "mmd": {k: row[k] for k in MMD_KEYS},
                   "vehicles_ratio": row["vehicles_ratio"],
                   "candidates": len(results), "max_evals": args.max_evals, "vehicles_tolerance": tolerance,

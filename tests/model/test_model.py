@@ -703,21 +703,6 @@ def test_draws_per_scene_keeps_one_of_its_draws(trained, road_scenes):
             ScenarioDiffusionGenerator.from_checkpoint(trained[0], draws_per_scene=bad)
 
 
-def test_initial_noise_scale_reaches_the_sampler_and_is_checked(trained, road_scenes):
-    """A starting-noise scale below 1 gives another seeded scene (the same one again with the same seed); the config
-    refuses a scale outside (0, 1]."""
-    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
-    m = road_scenes[1].map
-    plain = gen.generate(m, density=4, seed=5)[0].agents.trajectory
-    gen.cfg = replace(gen.cfg, initial_noise_scale=0.5)
-    cooler, again = (gen.generate(m, density=4, seed=5)[0].agents.trajectory for _ in range(2))
-    np.testing.assert_array_equal(cooler, again)
-    assert cooler.shape != plain.shape or not np.allclose(cooler, plain)
-    for bad in (0, 1.5, -0.1, True):
-        with pytest.raises(ValueError, match=r"initial_noise_scale \(.*\) must be a number in \(0, 1\]"):
-            replace(gen.cfg, initial_noise_scale=bad)
-
-
 def _second_seed(ckpt: Path, dst: Path) -> Path:
     """A copy of ``ckpt`` whose denoiser weights are perturbed: the same recipe as if trained with another seed."""
     from sd_sim_plugin.model.checkpoint import load_tensors, save_weights
@@ -1094,9 +1079,8 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
                                            ("--lane-snap", "20,180", "lane_snap", "lane_snap_deg"),
                                            ("--solver", "dpmpp2m,dpmpp2m_sde", "sampler", "sampler"),
                                            ("--refill", "0,1", "refill", "refill_rounds"),
-                                           ("--draws", "1,2", "draws", "draws_per_scene"),
-                                           ("--noise-scale", "1,0.5", "noise_scale", "initial_noise_scale")):
-        capsys.readouterr()  # the lane prior, the alignment angle, the solver, refilling, draws and noise likewise
+                                           ("--draws", "1,2", "draws", "draws_per_scene")):
+        capsys.readouterr()  # the lane prior, the lane alignment angle, the solver, refilling and draws likewise
         sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", option, values,
                "--write"])
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
