@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -149,10 +150,17 @@ def assemble_ensemble(members: list[str | Path], out: str | Path) -> Path:
     # every member's weights read and checked against the config before anything is written
     denoisers = [load_weights(LatentDenoiser(first), Path(member) / WEIGHT_FILES["denoiser"]).state_dict()
                  for member in members]
-    out.mkdir(parents=True, exist_ok=True)
-    save_weights(autoencoder, out / WEIGHT_FILES["autoencoder"])
+    # written beside ``out`` and renamed at the end, so an interrupted run leaves no half-written checkpoint
+    partial = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    save_weights(autoencoder, partial / WEIGHT_FILES["autoencoder"])
     for m, state in enumerate(denoisers):
-        save_weights(state, out / denoiser_file(m))
+        save_weights(state, partial / denoiser_file(m))
     record = {**first_record, "ensemble": [{"from": str(member), "diffusion": rec.get("diffusion")}
                                            for member, (_, rec) in zip(members, loaded, strict=True)]}
-    return save_config(out, replace(first, denoisers=len(members)), record)
+    save_config(partial, replace(first, denoisers=len(members)), record)
+    if out.exists():
+        out.rmdir()  # empty, checked above
+    partial.rename(out)
+    return out / CONFIG_FILE
