@@ -14,6 +14,7 @@ import numpy as np
 
 from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.raster.bev import MAP_CHANNELS
+from sd_sim_plugin.model.speed_map import slow_along_paths
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.types import Agents, AgentType, wrap_angle
 
@@ -151,6 +152,8 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     if lanes is not None and len(lanes) and cfg.lane_snap_deg > 0:
         traj = align_to_lanes(traj, lanes, t0, np.deg2rad(cfg.lane_snap_deg),
                               only=types != int(AgentType.PEDESTRIAN))
+    if cfg.speed_map:  # before overlap removal, so that the trajectories checked are the ones kept
+        traj = slow_along_paths(traj, types == int(AgentType.VEHICLE), cfg.speed_map, t0, cfg.horizon.step_s)
     quota = (types, np.asarray(type_counts)) if count is not None and type_counts is not None else None
     keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale,
                            other_poses=np.delete(traj, t0, axis=1) if cfg.trajectory_overlap else None, quota=quota)
