@@ -1159,6 +1159,34 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep(ratio_args[:-1] + ["--vehicles-tolerance", "0.1"])
 
 
+def test_speed_map_is_fitted_on_validation_folds_and_written_with_its_record(trained, road_scenes, tmp_path):
+    """``python -m sd_sim_plugin.model.speed_map`` samples each (model, windows) pair with the map off, writes the
+    fitted map and how it was fitted into the target, and generation with it never exceeds the fastest logged
+    vehicle; bad arguments are one line."""
+    from sd_sim_plugin.data.store import write_shard
+    from sd_sim_plugin.model.speed_map import main as fit
+
+    ckpt, target = _copy_ckpt(trained[0], tmp_path / "ckpt"), _copy_ckpt(trained[0], tmp_path / "target")
+    write_shard(tmp_path / "a" / "shard_00000.npz", road_scenes[:3], {"unit": "test"})
+    write_shard(tmp_path / "b" / "shard_00000.npz", road_scenes[3:], {"unit": "test"})
+    fit([str(ckpt), str(tmp_path / "a"), str(ckpt), str(tmp_path / "b"), "--write-to", str(target), "--seeds", "3",
+         "--threads", "1"])
+    cfg, record = load_config(target)
+    assert load_config(ckpt)[0].speed_map == () and len(cfg.speed_map) >= 2 and "diffusion" in record
+    assert record["speed_map"]["seeds"] == 3 and len(record["speed_map"]["fitted_on"]) == 2
+    logged = [np.linalg.norm(s.agents.velocity[1:, s.horizon.t0_index], axis=1) for s in road_scenes]
+    assert cfg.speed_map[-1][1] <= max(v.max() for v in logged) + 1e-3
+    gen = ScenarioDiffusionGenerator.from_checkpoint(target)
+    for seed in range(3):
+        agents = gen.generate(road_scenes[0].map, density=6, seed=seed)[0].agents
+        speeds = np.linalg.norm(agents.velocity[agents.types == 0, road_scenes[0].horizon.t0_index], axis=1)
+        assert (speeds <= cfg.speed_map[-1][1] + 1e-3).all()
+    with pytest.raises(SdSimError, match="CKPT DATA pairs"):
+        fit([str(ckpt), str(tmp_path / "a"), str(ckpt), "--write-to", str(target)])
+    with pytest.raises(SdSimError, match="no such checkpoint folder"):
+        fit([str(ckpt), str(tmp_path / "a"), "--write-to", str(tmp_path / "missing")])
+
+
 def test_auto_precision_is_float32_without_native_bfloat16(monkeypatch):
     """``auto`` never emulates bfloat16: no native support (or no way to ask) means float32 at any batch."""
     from sd_sim_plugin.model import pipeline
