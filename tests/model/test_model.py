@@ -447,6 +447,25 @@ def test_lanes_reach_the_decoder_only_with_lane_alignment(trained, road_scenes, 
     assert seen == [None, None]
 
 
+def test_agent_token_centres_reach_the_decoder(trained, road_scenes, monkeypatch):
+    """``generate`` hands the agent tokens' centres to the decoder, whose speed map leaves their renderings alone."""
+    from sd_sim_plugin.model import pipeline
+
+    seen = []
+    decode = pipeline.proposals_to_agents
+    monkeypatch.setattr(pipeline, "proposals_to_agents",
+                        lambda *a, **kw: (seen.append(kw.get("keep_speed_near")), decode(*a, **kw))[1])
+    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    tokens = tokens_from_agents(road_scenes[0].agents, road_scenes[0].horizon)[:2]
+    gen.generate(road_scenes[0].map, agent_tokens=tokens, density=3, seed=1, count=2)
+    assert len(seen) == 2
+    for xy in seen:
+        np.testing.assert_allclose(xy, [[t.x, t.y] for t in tokens])
+    seen.clear()
+    gen.generate(road_scenes[0].map, density=3, seed=1)
+    assert seen == [None]
+
+
 def test_trajectory_overlap_leaves_generated_trajectories_apart(trained, road_scenes):
     """With ``trajectory_overlap``, no generated agent's box meets another's at any step, lane alignment and agent
     tokens included (tokens may overlap each other: the caller placed them); without it, some do on these maps."""

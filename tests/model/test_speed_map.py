@@ -69,7 +69,8 @@ def test_the_map_never_speeds_a_vehicle_up():
 
 
 def test_decoding_slows_vehicle_proposals_only(tiny_config):
-    """In ``proposals_to_agents`` the map slows a vehicle and leaves a cyclist at the same decoded speed."""
+    """In ``proposals_to_agents`` the map slows a vehicle and leaves a cyclist at the same decoded speed, and a vehicle
+    at an agent token's centre too."""
     cfg = tiny_config
     out = np.zeros((7 + 3 * cfg.num_deltas + 3, cfg.grid, cfg.grid), np.float32)
     out[0] = -10.0
@@ -86,7 +87,14 @@ def test_decoding_slows_vehicle_proposals_only(tiny_config):
         return {int(t): float(s) for t, s in zip(agents.types, v, strict=True)}
 
     assert speeds(cfg) == pytest.approx({0: 6.0, 2: 6.0})
-    assert speeds(replace(cfg, speed_map=((0.0, 0.0), (10.0, 5.0)))) == pytest.approx({0: 3.0, 2: 6.0})
+    mapped = replace(cfg, speed_map=((0.0, 0.0), (10.0, 5.0)))
+    assert speeds(mapped) == pytest.approx({0: 3.0, 2: 6.0})
+    # an agent token's rendering keeps the speed the caller gave: within the token gate of its centre, not slowed
+    vehicle_xy = proposals_to_agents(out, cfg).trajectory[0, cfg.horizon.t0_index, :2]
+    for offset, expected in ((1.0, 6.0), (10.0, 3.0)):
+        agents = proposals_to_agents(out, mapped, keep_speed_near=vehicle_xy[None] + offset)
+        v = np.linalg.norm(agents.velocity[agents.types == 0, cfg.horizon.t0_index], axis=1)
+        assert v == pytest.approx([expected])
 
 
 def test_config_keeps_the_map_through_json_and_refuses_a_bad_one():

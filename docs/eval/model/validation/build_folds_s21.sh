@@ -2,6 +2,7 @@
 # Rebuild seed-0 fold models (outputs/ is not kept between sessions). Sequential, resumable by skipping done steps.
 set -e
 cd /work/main
+export PYTHONPATH=/work/s21run  # sd-sim runs a snapshot of the package: edits here cannot reach a running job
 S=.venv/bin/sd-sim
 DEV=../shared/data/scenarionet/dev
 [ -f data/pg_train/.done ] || { $S collect --source pg --split train --workers 2 --out data/pg_train --no-progress 2>&1 | tail -2; touch data/pg_train/.done; }
