@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from sd_sim_plugin.model.config import ModelConfig
-from sd_sim_plugin.raster.bev import MAP_CHANNELS
 from sd_sim_plugin.model.speed_map import slow_along_paths
 from sd_sim_plugin.model.tokens import TOKEN_GATE_M
+from sd_sim_plugin.raster.bev import MAP_CHANNELS
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.types import Agents, AgentType, wrap_angle
 
