@@ -13,8 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from sd_sim_plugin.model.config import ModelConfig
-from sd_sim_plugin.model.speed_map import slow_along_paths
-from sd_sim_plugin.model.tokens import TOKEN_GATE_M
 from sd_sim_plugin.raster.bev import MAP_CHANNELS
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
 from sd_sim_plugin.scene.types import Agents, AgentType, wrap_angle
@@ -104,8 +102,7 @@ def drivable_cells(map_raster: np.ndarray, cfg: ModelConfig) -> np.ndarray:
 
 def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | None = None,
                         count: int | None = None, drivable: np.ndarray | None = None,
-                        lanes: LaneIndex | None = None, type_counts: np.ndarray | None = None,
-                        keep_speed_near: np.ndarray | None = None) -> Agents:
+                        lanes: LaneIndex | None = None, type_counts: np.ndarray | None = None) -> Agents:
     """One decoder output (proposal_channels, G, G) -> agents, most probable first: peaks, overlap removal.
 
     Without ``count``, peaks at or above the existence threshold are kept. With ``count`` (the number of agents the
@@ -118,9 +115,7 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     are the ones checked),
     and ranks vehicle proposals on a lane but more than ``lane_snap_deg`` off the heading of every lane holding them
     by their score times ``misaligned_vehicle_scale``. With a count, either prior only re-ranks vehicles among
-    vehicles: how many of each type are kept follows the unscaled scores. The config's ``speed_map`` slows vehicle
-    proposals (:func:`~sd_sim_plugin.model.speed_map.slow_along_paths`), except those within ``TOKEN_GATE_M`` of a
-    point of ``keep_speed_near`` ((N, 2): the agent tokens' centres, whose speeds the caller gave).
+    vehicles: how many of each type are kept follows the unscaled scores.
     """
     nd, t0 = cfg.num_deltas, cfg.horizon.t0_index
     prob = 1.0 / (1.0 + np.exp(-out[0]))
@@ -156,12 +151,6 @@ def proposals_to_agents(out: np.ndarray, cfg: ModelConfig, threshold: float | No
     if lanes is not None and len(lanes) and cfg.lane_snap_deg > 0:
         traj = align_to_lanes(traj, lanes, t0, np.deg2rad(cfg.lane_snap_deg),
                               only=types != int(AgentType.PEDESTRIAN))
-    if cfg.speed_map:  # before overlap removal, so that the trajectories checked are the ones kept
-        slow = types == int(AgentType.VEHICLE)
-        if keep_speed_near is not None and len(keep_speed_near):
-            gap = np.linalg.norm(centre[:, None] - np.asarray(keep_speed_near)[None], axis=-1).min(axis=1)
-            slow &= gap > TOKEN_GATE_M
-        traj = slow_along_paths(traj, slow, cfg.speed_map, t0, cfg.horizon.step_s)
     quota = (types, np.asarray(type_counts)) if count is not None and type_counts is not None else None
     keep = remove_overlaps(traj[:, t0], length, width, score, cfg.overlap_scale,
                            other_poses=np.delete(traj, t0, axis=1) if cfg.trajectory_overlap else None, quota=quota)

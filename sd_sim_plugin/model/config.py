@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-import numpy as np
-
 from sd_sim_plugin.model.edm import SOLVERS
 from sd_sim_plugin.model.tokens import TokenLayout, has_domain_flag
 from sd_sim_plugin.raster.bev import AGENT_CHANNELS, MAP_CHANNELS
@@ -21,7 +19,7 @@ SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_inter
                    "refill_rounds", "draws_per_scene")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
-PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap", "speed_map")
+PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
 MAX_REFILL_ROUNDS = 3  # each round samples the short scenes once more
 MAX_DRAWS_PER_SCENE = 8  # each draw is one more scene in the sampler's batch
 MAX_DENOISERS = 8  # an ensemble's members split the sampler's batch among them
@@ -83,10 +81,6 @@ class ModelConfig:
     # statistics and count model (``sd-sim ensemble``); row r of a sampling batch uses denoiser r mod this, so a
     # scene's draws come from all of them (docs/model.md, *Three training seeds as one ensemble*). 1 = one denoiser.
     denoisers: int = 1
-    # Vehicle speeds at t = 0 carried through this quantile map, (model speed, logged speed) pairs in m/s, each vehicle
-    # slowed along its own decoded path (model/speed_map.py); fitted per trained model on scenes of maps it has not
-    # seen, so a fine-tune starts without it. () = off.
-    speed_map: tuple[tuple[float, float], ...] = ()
     sampler: str = "dpmpp2m"  # euler | heun | dpmpp2m | dpmpp2m_sde (model/edm.py); chosen by measurement
     sampler_steps: int = 6
     # Classifier-free guidance on the global scene token (set against "unset", the agent tokens in both halves),
@@ -157,12 +151,6 @@ class ModelConfig:
         if isinstance(self.denoisers, bool) or not isinstance(self.denoisers, int) \
                 or not 1 <= self.denoisers <= MAX_DENOISERS:
             raise ValueError(f"denoisers ({self.denoisers!r}) must be a whole number in [1, {MAX_DENOISERS}]")
-        if self.speed_map:
-            knots = np.asarray(self.speed_map, np.float64)
-            if knots.ndim != 2 or knots.shape[1] != 2 or len(knots) < 2 or not np.isfinite(knots).all() \
-                    or (knots < 0).any() or (np.diff(knots[:, 0]) <= 0).any() or (np.diff(knots[:, 1]) < 0).any():
-                raise ValueError("speed_map must be at least two [model speed, logged speed] pairs in m/s, >= 0, "
-                                 "model speeds increasing and logged speeds not decreasing")
         for name in ("ego_flag", "real_flag", "mirror_left_hand", "trajectory_overlap"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} ({getattr(self, name)!r}) must be true or false")
@@ -231,7 +219,6 @@ class ModelConfig:
         d["latent_mean"] = tuple(d.get("latent_mean", ()))
         d["latent_std"] = tuple(d.get("latent_std", ()))
         d["count_coefficients"] = tuple(d.get("count_coefficients", ()))
-        d["speed_map"] = tuple(tuple(pair) for pair in d.get("speed_map", ()))
         d.setdefault("position_features", False)
         d.setdefault("token_raster", False)
         d.setdefault("sampler", "euler")

@@ -17,7 +17,7 @@ from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import expected_count
 from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
 from sd_sim_plugin.model.edm import classifier_free_guidance, karras_sigmas, sample
-from sd_sim_plugin.model.tokens import TOKEN_GATE_M, UNSET, agent_token_features, global_token_features
+from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.discrepancy import mmd
 from sd_sim_plugin.scene.geometry import LaneIndex, boxes_overlap
@@ -128,7 +128,7 @@ class ScenarioDiffusionGenerator:
                       seed: int = 0, steps: int | None = None, exact_count: bool = True,
                       centre_is_ego: np.ndarray | bool = True, real: np.ndarray | bool = False,
                       lanes: Sequence[LaneIndex | None] | None = None,
-                      type_counts: np.ndarray | None = None, token_xy: np.ndarray | None = None) -> list[Agents]:
+                      type_counts: np.ndarray | None = None) -> list[Agents]:
         """Batched core: map rasters (B, C_m, H, W), token features / mask, global counts (B,) -> agents per scene.
 
         ``centre_is_ego`` and ``real`` are the global token's flags: :meth:`generate` passes the config's
@@ -140,9 +140,7 @@ class ScenarioDiffusionGenerator:
         proposals onto their lane's heading (``lane_snap_deg``) before overlap removal, and lets
         ``misaligned_vehicle_scale`` rank proposals standing across a lane behind the aligned ones. With a count,
         scenes left short of it are refilled up to ``refill_rounds`` times (:meth:`_refill`). With ``draws_per_scene``
-        above 1, each scene is the most typical of that many draws (:func:`most_typical_draw`). ``token_xy``
-        ((N, 2), the agent tokens' centres, the same for every scene) exempts their renderings from the config's
-        ``speed_map``: a token's speed is the caller's.
+        above 1, each scene is the most typical of that many draws (:func:`most_typical_draw`).
         """
         b = len(maps)
         lanes = list(lanes) if lanes is not None else [None] * b
@@ -151,13 +149,13 @@ class ScenarioDiffusionGenerator:
         k = self.cfg.draws_per_scene
         if k == 1:
             agents = self._sample_round(maps, feats, mask, counts, seed, steps, exact_count, ego_flags, real_flags,
-                                        lanes, type_counts, token_xy)
+                                        lanes, type_counts)
         else:  # every scene k times in one batch, then its most typical draw
             drawn = self._sample_round(maps.repeat_interleave(k, 0), feats.repeat_interleave(k, 0),
                                        mask.repeat_interleave(k, 0), np.repeat(counts, k), seed, steps, exact_count,
                                        np.repeat(ego_flags, k), np.repeat(real_flags, k),
                                        [ln for ln in lanes for _ in range(k)],
-                                       None if type_counts is None else np.repeat(type_counts, k, axis=0), token_xy)
+                                       None if type_counts is None else np.repeat(type_counts, k, axis=0))
             agents = [drawn[i * k + most_typical_draw(drawn[i * k:(i + 1) * k], self.horizon)] for i in range(b)]
         if not exact_count:
             return agents
@@ -178,7 +176,7 @@ class ScenarioDiffusionGenerator:
     def _sample_round(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
                       seed: int, steps: int | None, exact_count: bool, centre_is_ego: np.ndarray,
                       real: np.ndarray, lanes: list[LaneIndex | None],
-                      type_counts: np.ndarray | None, token_xy: np.ndarray | None = None) -> list[Agents]:
+                      type_counts: np.ndarray | None) -> list[Agents]:
         """One sampling of every scene in the batch, decoded (:meth:`sample_agents` without refilling)."""
         b = len(maps)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -211,7 +209,7 @@ class ScenarioDiffusionGenerator:
         per_type = type_counts if type_counts is not None else [None] * b
         return [proposals_to_agents(p, self.cfg, count=int(w) if exact_count and c != UNSET else None,
                                     drivable=None if m is None else drivable_cells(m, self.cfg), lanes=ln,
-                                    type_counts=None if n is None else np.asarray(n), keep_speed_near=token_xy)
+                                    type_counts=None if n is None else np.asarray(n))
                 for p, w, c, m, ln, n in zip(proposals, wanted, counts, rasters, lanes, per_type, strict=True)]
 
     def _refill(self, kept: list[Agents], missing: list[np.ndarray], per_type: bool, maps: torch.Tensor,
@@ -325,8 +323,7 @@ class ScenarioDiffusionGenerator:
         lanes = LaneIndex(map) if self.cfg.lane_snap_deg > 0 and map.num_lanes else None
         agents = self.sample_agents(maps, feats[None].expand(count, -1, -1), mask, counts, seed=seed,
                                     centre_is_ego=self.cfg.ego_flag, real=self.cfg.real_flag, lanes=[lanes] * count,
-                                    type_counts=type_counts,
-                                    token_xy=np.array([[t.x, t.y] for t in tokens]) if tokens else None)
+                                    type_counts=type_counts)
         ego_box = _ego_box(ego, self.horizon)
         scenes = []
         for i, a in enumerate(agents):
@@ -414,6 +411,7 @@ def _add_agents(kept: Agents, drawn: Agents, missing: np.ndarray | None, total: 
     return Agents.concatenate([kept, both.select(added)])
 
 
+TOKEN_GATE_M = 4.0  # a generated agent this close to a token is the model's rendering of that token
 
 
 def _gate_matches(a: np.ndarray, b: np.ndarray) -> dict[int, int]:

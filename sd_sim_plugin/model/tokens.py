@@ -31,7 +31,6 @@ MAX_COUNT = 40
 GLOBAL_TOKEN_DIM = MAX_COUNT + 2 + 1 + 1  # one-hot 0..MAX_COUNT, unset bucket, log-count, centred-on-ego flag
 DOMAIN_GLOBAL_DIM = GLOBAL_TOKEN_DIM + 1  # ... and the real-data flag (``sd-sim train --domain-flag``)
 UNSET = -1
-TOKEN_GATE_M = 4.0  # a generated agent this close to a token is the model's rendering of that token
 
 
 @dataclass(frozen=True)

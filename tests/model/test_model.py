@@ -447,25 +447,6 @@ def test_lanes_reach_the_decoder_only_with_lane_alignment(trained, road_scenes, 
     assert seen == [None, None]
 
 
-def test_agent_token_centres_reach_the_decoder(trained, road_scenes, monkeypatch):
-    """``generate`` hands the agent tokens' centres to the decoder, whose speed map leaves their renderings alone."""
-    from sd_sim_plugin.model import pipeline
-
-    seen = []
-    decode = pipeline.proposals_to_agents
-    monkeypatch.setattr(pipeline, "proposals_to_agents",
-                        lambda *a, **kw: (seen.append(kw.get("keep_speed_near")), decode(*a, **kw))[1])
-    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
-    tokens = tokens_from_agents(road_scenes[0].agents, road_scenes[0].horizon)[:2]
-    gen.generate(road_scenes[0].map, agent_tokens=tokens, density=3, seed=1, count=2)
-    assert len(seen) == 2
-    for xy in seen:
-        np.testing.assert_allclose(xy, [[t.x, t.y] for t in tokens])
-    seen.clear()
-    gen.generate(road_scenes[0].map, density=3, seed=1)
-    assert seen == [None]
-
-
 def test_trajectory_overlap_leaves_generated_trajectories_apart(trained, road_scenes):
     """With ``trajectory_overlap``, no generated agent's box meets another's at any step, lane alignment and agent
     tokens included (tokens may overlap each other: the caller placed them); without it, some do on these maps."""
@@ -1176,34 +1157,6 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     assert load_config(ckpt)[1]["guidance"]["vehicles_tolerance"] == 100.0
     with pytest.raises(SdSimError, match="--vehicles-tolerance goes with --write"):
         sweep(ratio_args[:-1] + ["--vehicles-tolerance", "0.1"])
-
-
-def test_speed_map_is_fitted_on_validation_folds_and_written_with_its_record(trained, road_scenes, tmp_path):
-    """``python -m sd_sim_plugin.model.speed_map`` samples each (model, windows) pair with the map off, writes the
-    fitted map and how it was fitted into the target, and generation with it never exceeds the fastest logged
-    vehicle; bad arguments are one line."""
-    from sd_sim_plugin.data.store import write_shard
-    from sd_sim_plugin.model.speed_map import main as fit
-
-    ckpt, target = _copy_ckpt(trained[0], tmp_path / "ckpt"), _copy_ckpt(trained[0], tmp_path / "target")
-    write_shard(tmp_path / "a" / "shard_00000.npz", road_scenes[:3], {"unit": "test"})
-    write_shard(tmp_path / "b" / "shard_00000.npz", road_scenes[3:], {"unit": "test"})
-    fit([str(ckpt), str(tmp_path / "a"), str(ckpt), str(tmp_path / "b"), "--write-to", str(target), "--seeds", "3",
-         "--threads", "1"])
-    cfg, record = load_config(target)
-    assert load_config(ckpt)[0].speed_map == () and len(cfg.speed_map) >= 2 and "diffusion" in record
-    assert record["speed_map"]["seeds"] == 3 and len(record["speed_map"]["fitted_on"]) == 2
-    logged = [np.linalg.norm(s.agents.velocity[1:, s.horizon.t0_index], axis=1) for s in road_scenes]
-    assert cfg.speed_map[-1][1] <= max(v.max() for v in logged) + 1e-3
-    gen = ScenarioDiffusionGenerator.from_checkpoint(target)
-    for seed in range(3):
-        agents = gen.generate(road_scenes[0].map, density=6, seed=seed)[0].agents
-        speeds = np.linalg.norm(agents.velocity[agents.types == 0, road_scenes[0].horizon.t0_index], axis=1)
-        assert (speeds <= cfg.speed_map[-1][1] + 1e-3).all()
-    with pytest.raises(SdSimError, match="CKPT DATA pairs"):
-        fit([str(ckpt), str(tmp_path / "a"), str(ckpt), "--write-to", str(target)])
-    with pytest.raises(SdSimError, match="no such checkpoint folder"):
-        fit([str(ckpt), str(tmp_path / "a"), "--write-to", str(tmp_path / "missing")])
 
 
 def test_auto_precision_is_float32_without_native_bfloat16(monkeypatch):
