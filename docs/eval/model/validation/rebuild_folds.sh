@@ -9,7 +9,7 @@
 # eighth session's recipe) and outputs/folds_sSEED/f{0,1,2}_ro, each sampling with checkpoints/real's per-model
 # choices. Every step is skipped when done and an interrupted training resumes, so run it again after a stop.
 # About 75 minutes on two cores (twenty-first session: collection about 5 min, stage 2 14-16 min and its
-# continuation 7 min per fold; the autoencoder 649 s beside a test run, 228 s alone in an earlier session). Run it from a separate clone of the repository if you edit the
+# continuation 7 min per fold; the autoencoder 207 s alone). Run it from a separate clone of the repository if you edit the
 # package meanwhile: a running job imports parts of it lazily. Then, e.g.:
 #   .venv/bin/python -m sd_sim_plugin.model.sampler_sweep outputs/folds_s0/f0_ro data/real_val \
 #     --fold outputs/folds_s0/f1_ro data/real_val1 --fold outputs/folds_s0/f2_ro data/real_val2 \
