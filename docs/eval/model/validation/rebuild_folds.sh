@@ -17,6 +17,8 @@
 set -euo pipefail
 SEED=${1:-0}
 S=.venv/bin/sd-sim
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "rebuild_folds.sh: SEED must be a whole number (got '$SEED')" >&2; exit 2; }
+[ -x "$S" ] || { echo "rebuild_folds.sh: no $S here; run it from the repository root after 'make test'" >&2; exit 2; }
 DEV=../shared/data/scenarionet/dev
 ROOT=outputs/folds_s$SEED
 
