@@ -197,6 +197,20 @@ def align_to_lanes(traj: np.ndarray, lanes: LaneIndex, t0: int, max_dev_rad: flo
     return out
 
 
+def overlap_matrix(pose: np.ndarray, length: np.ndarray, width: np.ndarray, scale: float = 1.0,
+                   other_poses: np.ndarray | None = None) -> np.ndarray:
+    """(K, K) bool: which of K boxes (poses (K, 3)) overlap when scaled by ``scale``; with ``other_poses`` ((K, T, 3):
+    the rest of each trajectory), also which overlap at their own size at any common step."""
+    boxes = np.concatenate([pose, length[:, None] * scale, width[:, None] * scale], axis=1)
+    hits = boxes_overlap(boxes, boxes)
+    if other_poses is not None:
+        size = np.stack([length, width], axis=1)
+        for t in range(other_poses.shape[1]):
+            at_t = np.concatenate([other_poses[:, t], size], axis=1)
+            hits |= boxes_overlap(at_t, at_t)
+    return hits
+
+
 def remove_overlaps(pose: np.ndarray, length: np.ndarray, width: np.ndarray, score: np.ndarray,
                     scale: float = 1.0, other_poses: np.ndarray | None = None,
                     quota: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -205,13 +219,8 @@ def remove_overlaps(pose: np.ndarray, length: np.ndarray, width: np.ndarray, sco
     step count too. With ``quota`` ((K,) type of each box, (NUM_TYPES,) how many of each type to keep), a box of a
     type already full is passed over and blocks nothing: a pedestrian nobody asked for must not remove a vehicle."""
     order = np.argsort(-score)
-    boxes = np.concatenate([pose[order], length[order, None] * scale, width[order, None] * scale], axis=1)
-    hits = boxes_overlap(boxes, boxes)
-    if other_poses is not None:
-        size = np.stack([length[order], width[order]], axis=1)
-        for t in range(other_poses.shape[1]):
-            at_t = np.concatenate([other_poses[order, t], size], axis=1)
-            hits |= boxes_overlap(at_t, at_t)
+    hits = overlap_matrix(pose[order], length[order], width[order], scale,
+                          None if other_poses is None else other_poses[order])
     blocked = np.zeros(len(order), bool)
     left = None if quota is None else quota[1].astype(np.int64).copy()
     kept: list[int] = []

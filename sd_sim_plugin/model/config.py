@@ -11,12 +11,13 @@ from sd_sim_plugin.scene.types import Horizon
 
 FORMAT_VERSION = 1
 GUIDANCE_CONTRASTS = ("count", "domain")
+DRAW_SELECTIONS = ("most_typical", "herding")
 STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean", "p_std", "tokens", "sampler",
                  "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast", "denoisers")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
 SAMPLING_CHOICE = ("sampler", "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast",
                    "offroad_vehicle_scale", "misaligned_vehicle_scale", "ego_flag", "real_flag", "lane_snap_deg",
-                   "refill_rounds", "draws_per_scene")
+                   "refill_rounds", "draws_per_scene", "draw_selection")
 # Also chosen per trained model, by its own rule rather than the sweep's MMD sum (docs/model.md): a fine-tune starts
 # without it, and a sweep leaves it as the target checkpoint has it.
 PER_MODEL_CHOICE = (*SAMPLING_CHOICE, "trajectory_overlap")
@@ -77,6 +78,10 @@ class ModelConfig:
     # the least summed MMD to the other draws' (minimum-Bayes-risk selection; docs/model.md, *The most typical of
     # four draws*). 1 = off.
     draws_per_scene: int = 1
+    # How a scene is made from its draws: "most_typical" keeps one whole draw (above); "herding" composes it from all
+    # draws' agents by kernel herding, so it covers their pooled layout evenly (model/herding.py; docs/model.md,
+    # *Draws composed by kernel herding*).
+    draw_selection: str = "most_typical"
     # Stage-2 denoisers in the checkpoint: an ensemble of one recipe's training seeds, sharing the autoencoder, latent
     # statistics and count model (``sd-sim ensemble``); row r of a sampling batch uses denoiser r mod this, so a
     # scene's draws come from all of them (docs/model.md, *Three training seeds as one ensemble*). 1 = one denoiser.
@@ -148,6 +153,8 @@ class ModelConfig:
                 or not 1 <= self.draws_per_scene <= MAX_DRAWS_PER_SCENE:
             raise ValueError(f"draws_per_scene ({self.draws_per_scene!r}) must be a whole number in [1, "
                              f"{MAX_DRAWS_PER_SCENE}] (1 = off)")
+        if self.draw_selection not in DRAW_SELECTIONS:
+            raise ValueError(f"draw_selection {self.draw_selection!r} is not one of {', '.join(DRAW_SELECTIONS)}")
         if isinstance(self.denoisers, bool) or not isinstance(self.denoisers, int) \
                 or not 1 <= self.denoisers <= MAX_DENOISERS:
             raise ValueError(f"denoisers ({self.denoisers!r}) must be a whole number in [1, {MAX_DENOISERS}]")

@@ -17,6 +17,7 @@ from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import expected_count
 from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
 from sd_sim_plugin.model.edm import classifier_free_guidance, karras_sigmas, sample
+from sd_sim_plugin.model.herding import herded_scene
 from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.discrepancy import mmd
@@ -140,7 +141,8 @@ class ScenarioDiffusionGenerator:
         proposals onto their lane's heading (``lane_snap_deg``) before overlap removal, and lets
         ``misaligned_vehicle_scale`` rank proposals standing across a lane behind the aligned ones. With a count,
         scenes left short of it are refilled up to ``refill_rounds`` times (:meth:`_refill`). With ``draws_per_scene``
-        above 1, each scene is the most typical of that many draws (:func:`most_typical_draw`).
+        above 1, each scene is the most typical of that many draws (:func:`most_typical_draw`) or, with
+        ``draw_selection`` herding, composed from all of them (:func:`~sd_sim_plugin.model.herding.herded_scene`).
         """
         b = len(maps)
         lanes = list(lanes) if lanes is not None else [None] * b
@@ -150,13 +152,14 @@ class ScenarioDiffusionGenerator:
         if k == 1:
             agents = self._sample_round(maps, feats, mask, counts, seed, steps, exact_count, ego_flags, real_flags,
                                         lanes, type_counts)
-        else:  # every scene k times in one batch, then its most typical draw
+        else:  # every scene k times in one batch, then one scene from its draws
             drawn = self._sample_round(maps.repeat_interleave(k, 0), feats.repeat_interleave(k, 0),
                                        mask.repeat_interleave(k, 0), np.repeat(counts, k), seed, steps, exact_count,
                                        np.repeat(ego_flags, k), np.repeat(real_flags, k),
                                        [ln for ln in lanes for _ in range(k)],
                                        None if type_counts is None else np.repeat(type_counts, k, axis=0))
-            agents = [drawn[i * k + most_typical_draw(drawn[i * k:(i + 1) * k], self.horizon)] for i in range(b)]
+            agents = [self._from_draws(drawn[i * k:(i + 1) * k], None if type_counts is None or not exact_count
+                                       else type_counts[i]) for i in range(b)]
         if not exact_count:
             return agents
         wanted = mask.sum(dim=1).cpu().numpy() + counts
@@ -172,6 +175,16 @@ class ScenarioDiffusionGenerator:
             for i, a in zip(short, refilled, strict=True):
                 agents[i] = a
         return agents
+
+    def _from_draws(self, draws: list[Agents], type_counts: np.ndarray | None) -> Agents:
+        """One scene from its draws (``draw_selection``): the most typical draw, or agents herded from all of them,
+        as many of each type as ``type_counts`` asks (else as the most typical draw has)."""
+        typical = draws[most_typical_draw(draws, self.horizon)]
+        if self.cfg.draw_selection == "most_typical":
+            return typical
+        quota = type_counts if type_counts is not None else np.bincount(np.asarray(typical.types, np.int64),
+                                                                        minlength=NUM_TYPES)
+        return herded_scene(draws, self.horizon, quota, self.cfg.overlap_scale, self.cfg.trajectory_overlap)
 
     def _sample_round(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
                       seed: int, steps: int | None, exact_count: bool, centre_is_ego: np.ndarray,

@@ -5,7 +5,9 @@ Run: ``python -m sd_sim_plugin.model.sampler_sweep CKPT DATA [--guidance 1,2,3 -
 
 For each setting, generates one scene per reference window (density = the reference's count of each agent type, as
 ``sd-sim eval`` asks; ``--density total``: of all types together; the reference's ego given) and prints position /
-heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``) beside the CPU time per scene at batch 1
+heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``), the JSD of nearest-neighbour distances and the
+share of vehicles colliding at t = 0 (how the vehicles sit together, which the per-vehicle MMDs do not see), beside
+the CPU time per scene at batch 1
 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles) and ``vehicles_ratio``, generated over
 reference vehicles: the MMD estimator scores larger generated sets lower, so a setting can lower the MMDs by drawing
 more vehicles (with ``--density total``, also by changing the type mix). By default it sweeps solvers and step
@@ -14,8 +16,8 @@ counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--
 vehicle scales, ``--misaligned``, the scales of vehicles standing across a lane, ``--lane-snap``, the angles within
 which vehicles on a lane are turned onto it, ``--ego-flag``, the global token's centred-on-ego flag, and
 ``--mirror-left``, whether left-hand maps are generated as their right-hand mirror image, and ``--refill``, how
-often scenes short of their count are sampled again, and ``--draws``, how many draws per scene the most typical
-is chosen from) with the checkpoint's own solver instead, and ``--write`` stores
+often scenes short of their count are sampled again, ``--draws``, how many draws per scene the most typical
+is chosen from, and ``--selection``, how a scene is made from its draws) with the checkpoint's own solver instead, and ``--write`` stores
 the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those within ``--max-evals``
 U-Net evaluations per scene (a guided step counts twice; refill rounds are not counted, their cost shows in the CPU
 time; settings over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on
@@ -54,6 +56,7 @@ from sd_sim_plugin.scene.types import Scene
 SAMPLER_SETTINGS = (("euler", 6), ("euler", 10), ("heun", 5), ("heun", 10), ("dpmpp2m", 4), ("dpmpp2m", 5),
                     ("dpmpp2m", 6), ("dpmpp2m", 8), ("dpmpp2m", 10), ("dpmpp2m", 20))
 MMD_KEYS = ("position", "heading_vector", "velocity")
+JOINT_KEYS = ("jsd_nearest_neighbour", "collision_t0")  # per setting, mean over samplings (folds: over windows)
 DENSITY_CHOICES = ("per-type", "total")
 # What a sweep setting sets on every fold's own config: the sampling choice and the handedness convention (which a
 # model trained with ``--mirror-left-hand`` needs, and a model trained without it may still be sampled with).
@@ -73,7 +76,7 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
     their own (``scenes``)."""
     gen.cfg = cfg
     files = sorted({str(r.meta.get("file", "")) for r in refs}) if per_scene else []
-    mmds, used, cpu, by_file, vehicles = [], [], 0.0, {f: [] for f in files}, []
+    mmds, used, cpu, by_file, vehicles, joint = [], [], 0.0, {f: [] for f in files}, [], []
     for round_ in range(seeds):
         out = []
         for i, ref in enumerate(refs):
@@ -87,6 +90,7 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
         mmd = result["mmd"]
         mmds.append([mmd[k] for k in MMD_KEYS])
         vehicles.append([result["generated"]["vehicles_per_scene"], result["reference"]["vehicles_per_scene"]])
+        joint.append([result["jsd"]["nearest_neighbour_m"], result["generated"]["collision_rate"]["t0"]])
         used.append(mmd["scenes_used"])
         for f in files:
             idx = [i for i, r in enumerate(refs) if str(r.meta.get("file", "")) == f]
@@ -95,7 +99,8 @@ def measure_setting(gen: ScenarioDiffusionGenerator, cfg: ModelConfig, refs: lis
     mean = np.mean(mmds, axis=0)
     row = {"cpu_ms_per_scene": round(1000 * cpu / (len(refs) * seeds), 1),
            **{k: round(float(v), 4) for k, v in zip(MMD_KEYS, mean)}, "scenes_used": float(np.mean(used)),
-           "vehicles_per_scene": [round(float(v), 3) for v in np.mean(vehicles, axis=0)]}
+           "vehicles_per_scene": [round(float(v), 3) for v in np.mean(vehicles, axis=0)],
+           **{k: round(float(v), 4) for k, v in zip(JOINT_KEYS, np.mean(joint, axis=0))}}
     if per_scene:
         row["scenes"] = {f: [round(float(v), 4) for v in np.mean(m, axis=0)] for f, m in by_file.items()}
     return row
@@ -113,9 +118,11 @@ def measure_folds(folds: list[tuple[ScenarioDiffusionGenerator, ModelConfig, lis
     pooled = {k: round(float(np.dot(used, [r[k] for r in rows]) / used.sum()), 4) for k in MMD_KEYS}
     generated, reference = (float(np.dot(windows, [r["vehicles_per_scene"][i] for r in rows])) for i in (0, 1))
     out = {"cpu_ms_per_scene": round(float(np.dot(windows, [r["cpu_ms_per_scene"] for r in rows]) / windows.sum()), 1),
-           **pooled, "vehicles_ratio": round(generated / reference, 3) if reference else float("nan")}
+           **pooled, "vehicles_ratio": round(generated / reference, 3) if reference else float("nan"),
+           **{k: round(float(np.dot(windows, [r[k] for r in rows]) / windows.sum()), 4) for k in JOINT_KEYS}}
     if len(rows) > 1:
-        out["folds"] = [{**{k: r[k] for k in MMD_KEYS}, "vehicles_per_scene": r["vehicles_per_scene"]} for r in rows]
+        out["folds"] = [{**{k: r[k] for k in (*MMD_KEYS, *JOINT_KEYS)}, "vehicles_per_scene": r["vehicles_per_scene"]}
+                        for r in rows]
     if per_scene:
         out["scenes"] = {f: v for r in rows for f, v in r["scenes"].items()}
     return out
@@ -182,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
                    "the rest, e.g. 0,1 (docs/model.md)")
     p.add_argument("--draws", help="with --guidance: draws per scene, the most typical kept, to cross with the rest, "
                    "e.g. 1,4 (docs/model.md)")
+    p.add_argument("--selection", help="with --guidance: how a scene is made from its draws, to cross with the rest, "
+                        "e.g. most_typical,herding (default: the checkpoint's)")
     p.add_argument("--max-evals", type=int,
                    help="with --guidance: only settings with at most this many U-Net evaluations per scene (a "
                         "guided step counts twice) are measured and may be written: the speed budget")
@@ -230,25 +239,28 @@ def main(argv: list[str] | None = None) -> None:
             real = _flags(args.real_flag, "--real-flag") if args.real_flag else [base.real_flag]
             refill = _whole(args.refill, "--refill") if args.refill else [base.refill_rounds]
             draws = _whole(args.draws, "--draws") if args.draws else [base.draws_per_scene]
+            selections = args.selection.split(",") if args.selection else [base.draw_selection]
             contrasts = args.contrast.split(",") if args.contrast else [base.guidance_contrast]
             grid = [replace(base, sampler=sv, sampler_steps=n, guidance_scale=w,
                             guidance_interval=iv if w != 1.0 else base.guidance_interval,
                             guidance_contrast=ct if w != 1.0 else base.guidance_contrast,
                             offroad_vehicle_scale=o, misaligned_vehicle_scale=m, lane_snap_deg=a, ego_flag=e,
-                            real_flag=r, mirror_left_hand=ml, refill_rounds=rf, draws_per_scene=d)
+                            real_flag=r, mirror_left_hand=ml, refill_rounds=rf, draws_per_scene=d,
+                            draw_selection=ds)
                     for sv in solvers for n in steps for w in _floats(args.guidance, "--guidance")
                     for iv in _intervals(args.intervals) for ct in contrasts for o in offroad for m in across
-                    for a in snaps for e in flags for r in real for ml in mirror for rf in refill for d in draws]
+                    for a in snaps for e in flags for r in real for ml in mirror for rf in refill for d in draws
+                    for ds in selections]
             settings = list(dict.fromkeys(grid))  # unguided settings are one, whatever the interval and contrast
         except ValueError as exc:
             raise SdSimError(f"sweep setting: {exc}") from None
     else:
         if (args.write or args.write_to or args.contrast or args.solver or args.steps or args.offroad
                 or args.misaligned or args.lane_snap or args.ego_flag or args.real_flag or args.mirror_left
-                or args.refill or args.draws or args.max_evals is not None):
+                or args.refill or args.draws or args.selection or args.max_evals is not None):
             raise SdSimError("--write, --write-to, --contrast, --solver, --steps, --offroad, --misaligned, "
-                             "--lane-snap, --ego-flag, --real-flag, --mirror-left, --refill, --draws and --max-evals "
-                             "go with --guidance")
+                             "--lane-snap, --ego-flag, --real-flag, --mirror-left, --refill, --draws, --selection and "
+                             "--max-evals go with --guidance")
         settings = [replace(base, sampler=method, sampler_steps=steps) for method, steps in SAMPLER_SETTINGS]
     results = []
     for cfg in settings:
@@ -262,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
                "offroad": cfg.offroad_vehicle_scale, "misaligned": cfg.misaligned_vehicle_scale,
                "lane_snap": cfg.lane_snap_deg,
                "ego_flag": cfg.ego_flag, "real_flag": cfg.real_flag, "mirror_left": cfg.mirror_left_hand,
-               "refill": cfg.refill_rounds, "draws": cfg.draws_per_scene}
+               "refill": cfg.refill_rounds, "draws": cfg.draws_per_scene, "selection": cfg.draw_selection}
         if args.max_evals is not None and evals + guided > args.max_evals:
             print(json.dumps({**row, "skipped": f"over --max-evals {args.max_evals}"}), flush=True)
             continue  # it could not be written, so its measurement would only cost time
@@ -290,6 +302,7 @@ def main(argv: list[str] | None = None) -> None:
                   "ego_flag": best.ego_flag,
                   "real_flag": best.real_flag, "mirror_left_hand": best.mirror_left_hand,
                   "refill_rounds": best.refill_rounds, "draws_per_scene": best.draws_per_scene,
+                  "draw_selection": best.draw_selection,
                   "mmd": {k: row[k] for k in MMD_KEYS},
                   "vehicles_ratio": row["vehicles_ratio"],
                   "candidates": len(results), "max_evals": args.max_evals, "vehicles_tolerance": tolerance,
@@ -302,7 +315,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{best.misaligned_vehicle_scale:g}, "
               f"lane alignment {best.lane_snap_deg:g} degrees, ego flag {int(best.ego_flag)}, real flag "
               f"{int(best.real_flag)}, mirror left-hand maps {int(best.mirror_left_hand)}, refill rounds "
-              f"{best.refill_rounds} to {target}/config.json")
+              f"{best.refill_rounds}, {best.draws_per_scene} draws per scene ({best.draw_selection}) to "
+              f"{target}/config.json")
 
 
 if __name__ == "__main__":
