@@ -17,9 +17,9 @@ vehicle scales, ``--misaligned``, the scales of vehicles standing across a lane,
 which vehicles on a lane are turned onto it, ``--ego-flag``, the global token's centred-on-ego flag, and
 ``--mirror-left``, whether left-hand maps are generated as their right-hand mirror image, and ``--refill``, how
 often scenes short of their count are sampled again, ``--draws``, how many draws per scene the most typical
-is chosen from, and ``--selection``, how a scene is made from its draws) with the checkpoint's own solver instead, and ``--write`` stores
-the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among those within ``--max-evals``
-U-Net evaluations per scene (a guided step counts twice; refill rounds are not counted, their cost shows in the CPU
+is chosen from, and ``--selection``, how a scene is made from its draws) with the checkpoint's own solver instead,
+and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among
+those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; refill rounds are not counted, their cost shows in the CPU
 time; settings over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on
 all the data when CKPT was trained without the validation scenes; ``--vehicles-tolerance T`` writes only a setting
 whose pooled vehicles ratio is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each

@@ -37,7 +37,7 @@ from sd_sim_plugin.model.train import (
 from sd_sim_plugin.raster.bev import rasterise_map
 from sd_sim_plugin.scene.handedness import mirror_token
 from sd_sim_plugin.scene.tokens import tokens_from_agents
-from sd_sim_plugin.scene.types import Agents, Horizon
+from sd_sim_plugin.scene.types import Agents, AgentType, Horizon
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -683,6 +683,55 @@ def test_most_typical_draw_is_the_one_nearest_the_others():
     assert most_typical_draw([empty, far], horizon) == 1
 
 
+def test_herded_scene_spreads_over_the_pooled_draws_with_no_overlap():
+    """Herding composes a scene nearer the pooled draws (kernel MMD of positions) than any one draw is, taking agents
+    from both clusters of two one-sided draws; a car rendered by both draws at one place is taken once; quotas hold
+    per type and vehicles choose first, so a pedestrian standing on a vehicle is the one left out."""
+    from sd_sim_plugin.model.herding import herded_scene
+    from sd_sim_plugin.scene.discrepancy import mmd
+
+    horizon = Horizon()
+    left = _box_agents([-30.0, -20.0, -10.0, 0.0], [0] * 4)
+    right = _box_agents([0.0, 10.0, 20.0, 30.0], [0] * 4)  # the car at x = 0 is in both
+    scene = herded_scene([left, right], horizon, np.array([4, 0, 0]), 1.15, along_trajectories=True)
+    x = scene.trajectory[:, 2, 0]
+    assert len(scene) == 4 and (x < 0).any() and (x > 0).any()
+    pool = np.concatenate([left.trajectory[:, 2, :2], right.trajectory[:, 2, :2]])
+    assert mmd(scene.trajectory[:, 2, :2], pool) < min(mmd(d.trajectory[:, 2, :2], pool) for d in (left, right))
+    everything = herded_scene([left, right], horizon, np.array([20, 0, 0]), 1.15, along_trajectories=True)
+    assert sorted(everything.trajectory[:, 2, 0]) == [-30.0, -20.0, -10.0, 0.0, 10.0, 20.0, 30.0]
+    mixed = _box_agents([0.0, 20.0, 40.0], [1, 0, 0])  # the pedestrian stands where the other draw has a vehicle
+    both = herded_scene([mixed, _box_agents([0.0], [0])], horizon, np.array([3, 1, 0]), 1.15, True)
+    assert sorted(both.types.tolist()) == [0, 0, 0]
+    one_each = herded_scene([mixed], horizon, np.array([1, 1, 0]), 1.15, True)
+    assert sorted(one_each.types.tolist()) == [0, 1]
+    assert len(herded_scene([_box_agents([], [])], horizon, np.array([3, 0, 0]), 1.15, True)) == 0
+
+
+def test_draw_selection_herding_takes_its_agents_from_the_draws(trained, road_scenes):
+    """With draw_selection herding, every agent of a scene is an agent of one of its draws, no more vehicles than
+    asked, none overlapping; the same seed gives the same scene, and the config refuses an unknown
+    selection."""
+    from sd_sim_plugin.scene.geometry import boxes_overlap
+
+    gen = ScenarioDiffusionGenerator.from_checkpoint(trained[0])
+    scene = road_scenes[1]
+    k = 3
+    plain = gen.generate(scene.map, density={AgentType.VEHICLE: 4}, seed=5, count=k)  # the draws of one scene
+    gen.cfg = replace(gen.cfg, draws_per_scene=k, draw_selection="herding")
+    herded = gen.generate(scene.map, density={AgentType.VEHICLE: 4}, seed=5)[0].agents
+    pool = np.concatenate([p.agents.trajectory for p in plain])
+    assert all(any(np.array_equal(t, q) for q in pool) for t in herded.trajectory)
+    assert 0 < len(herded) <= 4
+    t0 = herded.num_steps // 2
+    boxes = np.concatenate([herded.trajectory[:, t0], herded.length[:, None], herded.width[:, None]], 1)
+    assert not (boxes_overlap(boxes, boxes) & ~np.eye(len(boxes), dtype=bool)).any()
+    again = gen.generate(scene.map, density={AgentType.VEHICLE: 4}, seed=5)[0].agents
+    np.testing.assert_array_equal(again.trajectory, herded.trajectory)
+    with pytest.raises(ValueError, match="draw_selection 'best' is not one of most_typical, herding"):
+        replace(gen.cfg, draw_selection="best")
+
+
 def test_draws_per_scene_keeps_one_of_its_draws(trained, road_scenes):
     """With draws_per_scene, each scene is one of the draws sampled in its batch (the same seed, the same scene), and
     the config refuses a count outside [1, 8]."""
@@ -1079,12 +1128,14 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
                                            ("--lane-snap", "20,180", "lane_snap", "lane_snap_deg"),
                                            ("--solver", "dpmpp2m,dpmpp2m_sde", "sampler", "sampler"),
                                            ("--refill", "0,1", "refill", "refill_rounds"),
-                                           ("--draws", "1,2", "draws", "draws_per_scene")):
+                                           ("--draws", "1,2", "draws", "draws_per_scene"),
+                                           ("--selection", "most_typical,herding", "selection", "draw_selection")):
         capsys.readouterr()  # the lane prior, the lane alignment angle, the solver, refilling and draws likewise
         sweep([str(ckpt), str(tmp_path / "val"), "--limit", "2", "--guidance", "1", "--steps", "2", option, values,
                "--write"])
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-        assert [r[row_key] for r in rows] == [v if field == "sampler" else float(v) for v in values.split(",")]
+        assert [r[row_key] for r in rows] == [v if field in ("sampler", "draw_selection") else float(v)
+                                              for v in values.split(",")]
         best = min(rows, key=lambda r: r["position"] + r["heading_vector"] + r["velocity"])
         cfg3, record3 = load_config(ckpt)
         assert getattr(cfg3, field) == record3["guidance"][field] == best[row_key]
@@ -1101,6 +1152,8 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
     # generated over reference vehicles, pooled by windows (a setting can lower the MMDs by its type mix)
     generated, reference = ((3 * first["vehicles_per_scene"][i] + 2 * second["vehicles_per_scene"][i]) for i in (0, 1))
     assert reference > 0 and row["vehicles_ratio"] == pytest.approx(generated / reference, abs=2e-3)
+    for k in ("jsd_nearest_neighbour", "collision_t0"):  # how vehicles sit together, pooled by windows likewise
+        assert row[k] == pytest.approx((3 * first[k] + 2 * second[k]) / 5, abs=2e-4)
     # per scene: the second fold's windows all come from one file, so its numbers are that fold's
     assert set(row["scenes"]) == {"", "b.pkl"}
     assert row["scenes"]["b.pkl"] == [second[k] for k in ("position", "heading_vector", "velocity")]
@@ -1124,7 +1177,7 @@ def test_guidance_sweep_writes_the_best_setting_and_how_it_was_chosen(trained, r
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "2", "--contrast", "pg"])
     with pytest.raises(SdSimError, match="--write, --write-to, --contrast, --solver, --steps, --offroad, "
                                          "--misaligned, --lane-snap, --ego-flag, --real-flag, --mirror-left, "
-                                         "--refill, --draws and"):
+                                         "--refill, --draws, --selection and"):
         sweep([str(ckpt), str(tmp_path / "val"), "--write"])
     with pytest.raises(SdSimError, match="--refill '1.5': expected whole numbers"):
         sweep([str(ckpt), str(tmp_path / "val"), "--guidance", "1", "--refill", "1.5"])
