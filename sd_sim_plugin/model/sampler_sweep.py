@@ -19,8 +19,8 @@ which vehicles on a lane are turned onto it, ``--ego-flag``, the global token's 
 often scenes short of their count are sampled again, ``--draws``, how many draws per scene the most typical
 is chosen from, and ``--selection``, how a scene is made from its draws) with the checkpoint's own solver instead,
 and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among
-those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; refill rounds are not counted, their cost shows in the CPU
-time; settings over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on
+those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; refill rounds are not
+counted, their cost shows in the CPU time; settings over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on
 all the data when CKPT was trained without the validation scenes; ``--vehicles-tolerance T`` writes only a setting
 whose pooled vehicles ratio is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each
 setting is measured with every validation model on its own validation windows (:func:`reference_windows`) and the
