@@ -7,26 +7,26 @@ For each setting, generates one scene per reference window (density = the refere
 ``sd-sim eval`` asks; ``--density total``: of all types together; the reference's ego given) and prints position /
 heading / velocity MMD (``sd_sim_plugin.metrics.suite.evaluate``), the JSD of nearest-neighbour distances and the
 share of vehicles colliding at t = 0 (how the vehicles sit together, which the per-vehicle MMDs do not see), beside
-the CPU time per scene at batch 1
-(``guided_steps``: the sampler steps whose U-Net batch guidance doubles) and ``vehicles_ratio``, generated over
-reference vehicles: the MMD estimator scores larger generated sets lower, so a setting can lower the MMDs by drawing
-more vehicles (with ``--density total``, also by changing the type mix). By default it sweeps solvers and step
-counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with ``--intervals``, their noise intervals,
-``--contrast``, what they guide against, ``--solver``, solvers, ``--steps``, step counts, ``--offroad``, off-road
-vehicle scales, ``--misaligned``, the scales of vehicles standing across a lane, ``--lane-snap``, the angles within
-which vehicles on a lane are turned onto it, ``--ego-flag``, the global token's centred-on-ego flag, and
-``--mirror-left``, whether left-hand maps are generated as their right-hand mirror image, and ``--refill``, how
-often scenes short of their count are sampled again, ``--draws``, how many draws per scene the most typical
-is chosen from, and ``--selection``, how a scene is made from its draws) with the checkpoint's own solver instead,
-and ``--write`` stores the setting with the lowest sum of the three MMDs in the checkpoint's config.json, among
-those within ``--max-evals`` U-Net evaluations per scene (a guided step counts twice; refill rounds are not
-counted, their cost shows in the CPU time; settings over it are not measured; ``--write-to`` stores it in another checkpoint, such as the one trained on
-all the data when CKPT was trained without the validation scenes; ``--vehicles-tolerance T`` writes only a setting
-whose pooled vehicles ratio is within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each
-setting is measured with every validation model on its own validation windows (:func:`reference_windows`) and the
-MMDs are pooled over all of them (``folds`` in the output keeps each fold's); ``--per-scene`` adds each source file's
-MMDs. Run it on validation windows (``data/pg_val``,
-``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on the evaluation set.
+the CPU time per scene at batch 1 (``guided_steps``: the sampler steps whose U-Net batch guidance doubles) and
+``vehicles_ratio``, generated over reference vehicles: the MMD estimator scores larger generated sets lower, so a
+setting can lower the MMDs by drawing more vehicles (with ``--density total``, also by changing the type mix). By
+default it sweeps solvers and step counts; ``--guidance`` sweeps classifier-free guidance scales (crossed with
+``--intervals``, their noise intervals, ``--contrast``, what they guide against, ``--solver``, solvers, ``--steps``,
+step counts, ``--offroad``, off-road vehicle scales, ``--misaligned``, the scales of vehicles standing across a
+lane, ``--lane-snap``, the angles within which vehicles on a lane are turned onto it, ``--ego-flag``, the global
+token's centred-on-ego flag, and ``--mirror-left``, whether left-hand maps are generated as their right-hand mirror
+image, and ``--refill``, how often scenes short of their count are sampled again, ``--draws``, how many draws per
+scene the most typical is chosen from, and ``--selection``, how a scene is made from its draws) with the
+checkpoint's own solver instead, and ``--write`` stores the setting with the lowest sum of the three MMDs in the
+checkpoint's config.json, among those within ``--max-evals`` U-Net evaluations per scene (a guided step counts
+twice; refill rounds are not counted, their cost shows in the CPU time; settings over it are not measured;
+``--write-to`` stores it in another checkpoint, such as the one trained on all the data when CKPT was trained
+without the validation scenes; ``--vehicles-tolerance T`` writes only a setting whose pooled vehicles ratio is
+within T of 1). ``--fold CKPT2 DATA2`` (repeatable) adds cross-validation folds: each setting is measured with every
+validation model on its own validation windows (:func:`reference_windows`) and the MMDs are pooled over all of them
+(``folds`` in the output keeps each fold's); ``--per-scene`` adds each source file's MMDs. Run it on validation
+windows (``data/pg_val``, ``data/real_val`` and the other folds' ``sd-sim collect --split val --fold K``), never on
+the evaluation set.
 """
 
 from __future__ import annotations
