@@ -77,12 +77,13 @@ for K in 0 1 2; do
 import json
 import sys
 
+from sd_sim_plugin.model.checkpoint import load_config
 from sd_sim_plugin.model.config import PER_MODEL_CHOICE
 
-ship = json.load(open("checkpoints/real/config.json"))["model"]
+ship, _ = load_config("checkpoints/real")  # with defaults for fields newer than its config.json
 path = sys.argv[1]
 cfg = json.load(open(path))
-cfg["model"].update({name: ship[name] for name in PER_MODEL_CHOICE})
+cfg["model"].update({name: getattr(ship, name) for name in PER_MODEL_CHOICE})
 json.dump(cfg, open(path, "w"), indent=1)
 PY
 done
