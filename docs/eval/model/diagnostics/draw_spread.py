@@ -8,10 +8,11 @@ same layout, larger means the generator varies more between seeds on that map. B
 draw against the reference, the usual realism measure. A diagnosis; it chooses nothing.
 
 Run from the repository root:
-``python docs/eval/model/diagnostics/draw_spread.py CKPT DATA [CKPT DATA ...] [--draws 1,4] [--limit N]``,
+``python docs/eval/model/diagnostics/draw_spread.py CKPT DATA [CKPT DATA ...] [--draws 1,4] [--selection S]
+[--limit N]``,
 e.g. the three seed-0 fold models on their validation windows. Every model samples with ``checkpoints/real``'s
-sampling choice (``PER_MODEL_CHOICE``) except ``draws_per_scene``. Prints one JSON line per (generator, data) pair
-and one per generator over all pairs (weighted by windows).
+sampling choice (``PER_MODEL_CHOICE``) except ``draws_per_scene`` (and ``draw_selection`` with ``--selection``).
+Prints one JSON line per (generator, data) pair and one per generator over all pairs (weighted by windows).
 """
 import json
 import sys
@@ -59,6 +60,7 @@ def main() -> None:
     """Measure each model at each draw count, and the lane heuristic, on each (checkpoint, data) pair."""
     p = pairs_parser(__doc__)
     p.add_argument("--draws", default="1,4", help="draws_per_scene values, comma-separated")
+    p.add_argument("--selection", help="draw_selection of the model's rows (default: checkpoints/real's)")
     args = parse_pairs(p)
     try:
         draws = [int(d) for d in args.draws.split(",") if d.strip()]
@@ -74,10 +76,11 @@ def main() -> None:
         gens = []
         for d in draws:
             try:
-                cfg = replace(model.cfg, **{**{n: getattr(shipped, n) for n in PER_MODEL_CHOICE}, "draws_per_scene": d})
+                cfg = replace(model.cfg, **{**{n: getattr(shipped, n) for n in PER_MODEL_CHOICE}, "draws_per_scene": d,
+                                            "draw_selection": args.selection or shipped.draw_selection})
             except ValueError as exc:
-                raise SdSimError(f"--draws: {exc}") from None
-            gens.append((f"model, {d} draw(s)", cfg))
+                raise SdSimError(f"--draws or --selection: {exc}") from None
+            gens.append((f"model, {d} draw(s)" + (f", {cfg.draw_selection}" if d > 1 else ""), cfg))
         for name, cfg in [*gens, ("lane", None)]:
             if cfg is None:
                 gen = LaneHeuristicGenerator(refs[0].horizon)
