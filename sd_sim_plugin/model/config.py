@@ -11,7 +11,7 @@ from sd_sim_plugin.scene.types import Horizon
 
 FORMAT_VERSION = 1
 GUIDANCE_CONTRASTS = ("count", "domain")
-DRAW_SELECTIONS = ("most_typical", "herding")
+DRAW_SELECTIONS = ("most_typical", "herding", "herding_groups")
 STAGE2_RECIPE = ("timestep_scale", "position_features", "token_raster", "p_mean", "p_std", "tokens", "sampler",
                  "sampler_steps", "guidance_scale", "guidance_interval", "guidance_contrast", "denoisers")
 # Chosen together by measuring each trained model (model/sampler_sweep.py): a fine-tune starts from the defaults.
@@ -79,8 +79,8 @@ class ModelConfig:
     # four draws*). 1 = off.
     draws_per_scene: int = 1
     # How a scene is made from its draws: "most_typical" keeps one whole draw (above); "herding" composes it from all
-    # draws' agents by kernel herding, so it covers their pooled layout evenly (model/herding.py; docs/model.md,
-    # *Draws composed by kernel herding*).
+    # draws' agents by kernel herding, so it covers their pooled layout evenly, and "herding_groups" likewise a whole
+    # group of nearby vehicles at a time (model/herding.py; docs/model.md, *Draws composed by kernel herding*).
     draw_selection: str = "most_typical"
     # Stage-2 denoisers in the checkpoint: an ensemble of one recipe's training seeds, sharing the autoencoder, latent
     # statistics and count model (``sd-sim ensemble``); row r of a sampling batch uses denoiser r mod this, so a

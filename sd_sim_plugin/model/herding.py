@@ -19,6 +19,9 @@ from sd_sim_plugin.scene.types import Agents, AgentType, Horizon
 
 # Vehicles first: they are what the realism measures count, and the scarcest room on the road goes to them.
 TYPE_ORDER = (AgentType.VEHICLE, AgentType.CYCLIST, AgentType.PEDESTRIAN)
+# draw_selection herding_groups: a stopped queue's or parked row's spacing (a car length and a gap) and neighbouring
+# lanes fall within this, moving traffic's headways do not (docs/model.md, *Herding whole groups*).
+GROUP_LINK_M = 8.0
 
 
 def _kernels(agents: Agents, t0: int) -> list[np.ndarray]:
@@ -34,11 +37,32 @@ def _kernels(agents: Agents, t0: int) -> list[np.ndarray]:
     return out
 
 
+def vehicle_groups(draw_sizes: Sequence[int], xy: np.ndarray, is_vehicle: np.ndarray,
+                   link_m: float) -> list[np.ndarray]:
+    """Pool indices of each draw's vehicle groups: vehicles of one draw whose centres ``xy`` (pool order) are within
+    ``link_m`` of each other, chained (connected components); every vehicle alone with ``link_m`` 0."""
+    groups: list[np.ndarray] = []
+    start = 0
+    for size in draw_sizes:
+        idx = np.arange(start, start + size)[is_vehicle[start:start + size]]
+        start += size
+        near = np.linalg.norm(xy[idx, None] - xy[None, idx], axis=-1) <= link_m
+        label = np.arange(len(idx))
+        for _ in range(len(idx)):  # label propagation: each vehicle takes its group's smallest index
+            new = np.where(near, label[None, :], len(idx)).min(axis=1)
+            if np.array_equal(new, label):
+                break
+            label = new
+        groups += [idx[label == g] for g in np.unique(label)]
+    return groups
+
+
 def herded_scene(draws: Sequence[Agents], horizon: Horizon, quota: np.ndarray, overlap_scale: float,
-                 along_trajectories: bool) -> Agents:
+                 along_trajectories: bool, group_m: float = 0.0) -> Agents:
     """Agents chosen from all ``draws`` by kernel herding, at most ``quota[t]`` of each agent type, none overlapping
     another (boxes scaled by ``overlap_scale`` at t = 0; at their own size at every step with
-    ``along_trajectories``), in the order chosen."""
+    ``along_trajectories``), in the order chosen. With ``group_m`` > 0, vehicles are added a whole group at a time
+    (:func:`vehicle_groups`), single vehicles only once no free group fits the quota left."""
     pool = Agents.concatenate(list(draws))
     if len(pool) == 0:
         return pool
@@ -46,32 +70,48 @@ def herded_scene(draws: Sequence[Agents], horizon: Horizon, quota: np.ndarray, o
     types = np.asarray(pool.types, np.int64)
     blocked = overlap_matrix(pool.trajectory[:, t0], pool.length, pool.width, overlap_scale,
                              np.delete(pool.trajectory, t0, axis=1) if along_trajectories else None)
+    groups = vehicle_groups([len(d) for d in draws], pool.trajectory[:, t0, :2], types == int(AgentType.VEHICLE),
+                            group_m) if group_m > 0 else []
     taken = np.zeros(len(pool), bool)
     order: list[int] = []
     quota = np.asarray(quota, np.int64).reshape(NUM_TYPES)
     for agent_type in TYPE_ORDER:
         idx = np.flatnonzero(types == int(agent_type))
-        if quota[int(agent_type)] <= 0 or len(idx) == 0:
+        left = int(quota[int(agent_type)])
+        if left <= 0 or len(idx) == 0:
             continue
+        local = np.full(len(pool), -1)
+        local[idx] = np.arange(len(idx))
+        units = [local[g] for g in groups if len(g) > 1] if agent_type == AgentType.VEHICLE else []
         kernels = _kernels(pool.select(idx), t0)
         target = [k.mean(axis=1) for k in kernels]  # each candidate's mean kernel to the pool: the pool's embedding
-        to_chosen = [np.zeros(len(idx)) for _ in kernels]  # sum of kernels to the chosen agents
-        within = [0.0] * len(kernels)  # per feature: sum of kernels among the chosen ...
+        to_chosen = [np.zeros(len(idx)) for _ in kernels]  # per feature: sum of kernels to the chosen agents ...
+        within = [0.0] * len(kernels)  # ... sum of kernels among the chosen ...
         toward = [0.0] * len(kernels)  # ... and of their targets
         m = 0
-        for _ in range(quota[int(agent_type)]):
+        while left > 0:
             free = ~taken[idx]
-            if not free.any():
+            fits = [u for u in units if len(u) <= left and free[u].all()]
+            if fits:
+                # squared MMD of (chosen + group) to the pool, less the pool's constant self-term, over features
+                cost = [sum((w + 2 * c[u].sum() + k[np.ix_(u, u)].sum()) / (m + len(u)) ** 2
+                            - 2 * (tw + t[u].sum()) / (m + len(u))
+                            for k, c, t, w, tw in zip(kernels, to_chosen, target, within, toward, strict=True))
+                        for u in fits]
+                best = fits[int(np.argmin(cost))]
+            elif free.any():  # the same for every free single agent at once
+                cost = sum((w + 2 * c + np.diag(k)) / (m + 1) ** 2 - 2 * (tw + t) / (m + 1)
+                           for k, c, t, w, tw in zip(kernels, to_chosen, target, within, toward, strict=True))
+                best = np.array([int(np.argmin(np.where(free, cost, np.inf)))])
+            else:
                 break
-            # squared MMD of (chosen + candidate) to the pool, less the pool's constant self-term, summed over features
-            cost = sum(((within_f + 2 * c + np.diag(k)) / (m + 1) ** 2 - 2 * (toward_f + t) / (m + 1))
-                       for k, c, t, within_f, toward_f in zip(kernels, to_chosen, target, within, toward, strict=True))
-            best = int(np.argmin(np.where(free, cost, np.inf)))
-            within = [w + 2 * c[best] + k[best, best] for w, c, k in zip(within, to_chosen, kernels, strict=True)]
-            toward = [w + t[best] for w, t in zip(toward, target, strict=True)]
-            to_chosen = [c + k[:, best] for c, k in zip(to_chosen, kernels, strict=True)]
-            m += 1
-            order.append(int(idx[best]))
-            taken |= blocked[idx[best]]
+            within = [w + 2 * c[best].sum() + k[np.ix_(best, best)].sum()
+                      for w, c, k in zip(within, to_chosen, kernels, strict=True)]
+            toward = [w + t[best].sum() for w, t in zip(toward, target, strict=True)]
+            to_chosen = [c + k[:, best].sum(axis=1) for c, k in zip(to_chosen, kernels, strict=True)]
+            m += len(best)
+            left -= len(best)
+            order += idx[best].tolist()
+            taken |= blocked[idx[best]].any(axis=0)
             taken[idx[best]] = True
     return pool.select(np.array(order, np.int64))

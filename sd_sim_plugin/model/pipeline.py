@@ -17,7 +17,7 @@ from sd_sim_plugin.model.config import ModelConfig
 from sd_sim_plugin.model.count import expected_count
 from sd_sim_plugin.model.denoiser import LatentDenoiser, traced_unet
 from sd_sim_plugin.model.edm import classifier_free_guidance, karras_sigmas, sample
-from sd_sim_plugin.model.herding import herded_scene
+from sd_sim_plugin.model.herding import GROUP_LINK_M, herded_scene
 from sd_sim_plugin.model.tokens import UNSET, agent_token_features, global_token_features
 from sd_sim_plugin.raster.bev import RasterConfig, rasterise_map
 from sd_sim_plugin.scene.discrepancy import mmd
@@ -177,14 +177,15 @@ class ScenarioDiffusionGenerator:
         return agents
 
     def _from_draws(self, draws: list[Agents], type_counts: np.ndarray | None) -> Agents:
-        """One scene from its draws (``draw_selection``): the most typical draw, or agents herded from all of them,
-        as many of each type as ``type_counts`` asks (else as the most typical draw has)."""
+        """One scene from its draws (``draw_selection``): the most typical draw, or agents (or groups of vehicles)
+        herded from all of them, as many of each type as ``type_counts`` asks (else as the most typical draw has)."""
         typical = draws[most_typical_draw(draws, self.horizon)]
         if self.cfg.draw_selection == "most_typical":
             return typical
         quota = type_counts if type_counts is not None else np.bincount(np.asarray(typical.types, np.int64),
                                                                         minlength=NUM_TYPES)
-        return herded_scene(draws, self.horizon, quota, self.cfg.overlap_scale, self.cfg.trajectory_overlap)
+        return herded_scene(draws, self.horizon, quota, self.cfg.overlap_scale, self.cfg.trajectory_overlap,
+                            GROUP_LINK_M if self.cfg.draw_selection == "herding_groups" else 0.0)
 
     def _sample_round(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
                       seed: int, steps: int | None, exact_count: bool, centre_is_ego: np.ndarray,

@@ -708,6 +708,26 @@ def test_herded_scene_spreads_over_the_pooled_draws_with_no_overlap():
     assert len(herded_scene([_box_agents([], [])], horizon, np.array([3, 0, 0]), 1.15, True)) == 0
 
 
+def test_herding_groups_keeps_a_queue_whole():
+    """Vehicles of one draw chained within the link distance form one group; herding by groups takes a queue whole
+    or not at all, and single vehicles once no group fits the vehicles still asked for."""
+    from sd_sim_plugin.model.herding import herded_scene, vehicle_groups
+
+    horizon = Horizon()
+    queue = _box_agents([0.0, 6.0, 12.0, 30.0], [0, 0, 0, 0])  # a queue of three, chained, and a lone car
+    spread = _box_agents([-30.0, -15.0, 20.0], [0, 1, 0], y=10.0)  # a pedestrian is in no group
+    pool = Agents.concatenate([queue, spread])
+    groups = vehicle_groups([4, 3], pool.trajectory[:, 2, :2], pool.types == 0, 8.0)
+    assert sorted(g.tolist() for g in groups) == [[0, 1, 2], [3], [4], [6]]
+    for asked in (3, 4, 5):
+        scene = herded_scene([queue, spread], horizon, np.array([asked, 0, 0]), 1.15, True, group_m=8.0)
+        xy = {(float(x), float(y)) for x, y in scene.trajectory[:, 2, :2]}
+        in_queue = xy & {(0.0, 0.0), (6.0, 0.0), (12.0, 0.0)}
+        assert len(scene) == asked and len(in_queue) in (0, 3)
+    two = herded_scene([queue, spread], horizon, np.array([2, 0, 0]), 1.15, True, group_m=8.0)
+    assert len(two) == 2  # the queue does not fit: single vehicles
+
+
 def test_draw_selection_herding_takes_its_agents_from_the_draws(trained, road_scenes):
     """With draw_selection herding, every agent of a scene is an agent of one of its draws, no more vehicles than
     asked, none overlapping; the same seed gives the same scene, and the config refuses an unknown
@@ -728,7 +748,7 @@ def test_draw_selection_herding_takes_its_agents_from_the_draws(trained, road_sc
     assert not (boxes_overlap(boxes, boxes) & ~np.eye(len(boxes), dtype=bool)).any()
     again = gen.generate(scene.map, density={AgentType.VEHICLE: 4}, seed=5)[0].agents
     np.testing.assert_array_equal(again.trajectory, herded.trajectory)
-    with pytest.raises(ValueError, match="draw_selection 'best' is not one of most_typical, herding"):
+    with pytest.raises(ValueError, match="draw_selection 'best' is not one of most_typical, herding, herding_groups"):
         replace(gen.cfg, draw_selection="best")
 
 
