@@ -82,7 +82,7 @@ def herded_scene(draws: Sequence[Agents], horizon: Horizon, quota: np.ndarray, o
             continue
         local = np.full(len(pool), -1)
         local[idx] = np.arange(len(idx))
-        units = [local[g] for g in groups if len(g) > 1] if agent_type == AgentType.VEHICLE else []
+        units = [local[g] for g in groups] if agent_type == AgentType.VEHICLE else []  # a lone vehicle is a group
         kernels = _kernels(pool.select(idx), t0)
         target = [k.mean(axis=1) for k in kernels]  # each candidate's mean kernel to the pool: the pool's embedding
         to_chosen = [np.zeros(len(idx)) for _ in kernels]  # per feature: sum of kernels to the chosen agents ...
