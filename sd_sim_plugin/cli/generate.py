@@ -39,8 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "kept so far as agent tokens, and add the new ones that fit (0 = off; default: the "
                         "checkpoint's, 0 in both shipped ones)")
     p.add_argument("--draws", type=int, metavar="K",
-                   help="sample each scene K times and keep the most typical draw, the one nearest the others "
-                        "(1 = off, faster; default: the checkpoint's, 8 in checkpoints/real, 1 in checkpoints/default)")
+                   help="sample each scene K times and make it from those draws, see --selection (1 = off, faster; "
+                        "default: the checkpoint's, 8 in checkpoints/real, 1 in checkpoints/default)")
+    p.add_argument("--selection", metavar="HOW",
+                   help="how a scene is made from its draws: most_typical (the draw nearest the others), herding "
+                        "(vehicles taken from all draws so they cover the draws' pooled layout), herding_groups (the "
+                        "same, a group of nearby vehicles at a time) (default: the checkpoint's, herding_groups in "
+                        "checkpoints/real)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--no-png", action="store_true", help="write only the .npz scene files")
     p.set_defaults(func=run)
@@ -131,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     generator = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT,
                                                                guidance_scale=args.guidance,
                                                                refill_rounds=args.refill,
-                                                               draws_per_scene=args.draws)
+                                                               draws_per_scene=args.draws,
+                                                               draw_selection=args.selection)
     geometry, ego = pg_map(int(value)) if kind == "pg" else scenarionet_map(value)
     scenes = generator.generate(geometry, ego=ego, agent_tokens=tokens, density=density, seed=args.seed,
                                 count=args.count)

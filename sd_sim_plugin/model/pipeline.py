@@ -98,21 +98,22 @@ class ScenarioDiffusionGenerator:
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", precision: str = "auto",
                         trace_unet: bool = True, guidance_scale: float | None = None,
                         refill_rounds: int | None = None,
-                        draws_per_scene: int | None = None) -> ScenarioDiffusionGenerator:
+                        draws_per_scene: int | None = None,
+                        draw_selection: str | None = None) -> ScenarioDiffusionGenerator:
         """Load a trained checkpoint folder (config.json + both stages' safetensors weights).
 
         ``precision``: the U-Net's dtype while sampling (:func:`denoiser_autocast_dtype`); ``trace_unet``: run
         float32 sampling on the CPU through the traced U-Net (:func:`traced_unet`); ``guidance_scale``: replaces the
         checkpoint's classifier-free guidance scale (1 = off); ``refill_rounds``: replaces how often scenes short
-        of their count are sampled again (0 = never); ``draws_per_scene``: replaces how many draws each scene is the
-        most typical of (1 = one draw)."""
+        of their count are sampled again (0 = never); ``draws_per_scene``: replaces how many draws each scene is made
+        from (1 = one draw); ``draw_selection``: replaces how (``most_typical``, ``herding``, ``herding_groups``)."""
         cfg, _ = load_config(path)
         if guidance_scale is not None:
             if guidance_scale < 0:
                 raise SdSimError(f"guidance scale {guidance_scale}: must be >= 0 (1 = no guidance)")
             cfg = replace(cfg, guidance_scale=float(guidance_scale))
-        overrides = {k: v for k, v in (("refill_rounds", refill_rounds), ("draws_per_scene", draws_per_scene))
-                     if v is not None}
+        overrides = {k: v for k, v in (("refill_rounds", refill_rounds), ("draws_per_scene", draws_per_scene),
+                                       ("draw_selection", draw_selection)) if v is not None}
         if overrides:
             try:
                 cfg = replace(cfg, **overrides)

@@ -546,8 +546,8 @@ def test_fingerprint_follows_the_checkpoint_contents(trained, tmp_path):
 
 
 def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
-    """`sd-sim generate` with a missing checkpoint, a bad --map, --density, --refill or --draws exits 2 with one
-    line."""
+    """`sd-sim generate` with a missing checkpoint, a bad --map, --density, --refill, --draws or --selection exits 2
+    with one line."""
     assert main(["generate", "--map", "pg:1", "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such checkpoint folder" in err[0]
@@ -562,6 +562,9 @@ def test_cli_reports_bad_checkpoint_and_map_in_one_line(tmp_path, capsys):
     assert main(["generate", "--map", "pg:1", "--draws", "0", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "draws_per_scene (0) must be a whole number in [1, 8]" in err[0]
+    assert main(["generate", "--map", "pg:1", "--selection", "best", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "draw_selection 'best' is not one of most_typical, herding, herding_groups" in err[0]
 
 
 def test_failed_stage_2_start_leaves_the_checkpoint_untouched(trained, tmp_path, capsys):
