@@ -9,8 +9,9 @@ traced, then auto = bfloat16 for batches where the CPU has it) is measured and c
 evaluation alone at batch 1, 8, 16 and 32 (module, traced, bfloat16 autocast), which is what sets
 ``AUTO_BFLOAT16_MIN_BATCH``. A checkpoint with classifier-free guidance is also measured without it (its cost), and
 one with trajectory overlap removal without that (the decoding rule's cost), one that keeps the most typical
-of several draws per scene with one draw (the selection's cost), and an ensemble with its first denoiser alone (what
-splitting the draws among several denoisers costs).
+of several draws per scene with one draw (the draws' cost), one that herds its draws with the most typical draw
+kept instead (the herding's cost), and an ensemble with its first denoiser alone (what splitting the draws among
+several denoisers costs).
 Run: ``.venv/bin/python -m benchmarks.model [--checkpoint DIR] [--threads 2]``.
 """
 
@@ -80,21 +81,24 @@ def main(argv: list[str] | None = None) -> None:
     print(f"checkpoint {args.checkpoint}, threads {args.threads}, load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores; MetaDrive traffic reset (same maps): median {reset * 1000:.1f} ms")
     first = None
-    runs = [(p, True, None, True, None, False) for p in precisions]
+    runs = [(p, True, None, True, None, False, None) for p in precisions]
     if "float32" in precisions and not args.no_eager:  # the module without tracing: the in-run baseline
-        runs.insert(0, ("float32", False, None, True, None, False))
+        runs.insert(0, ("float32", False, None, True, None, False, None))
     shipped = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint).cfg
     if shipped.guidance_scale != 1.0:
-        runs += [(p, True, 1.0, True, None, False) for p in precisions]  # what the checkpoint's guidance costs
+        runs += [(p, True, 1.0, True, None, False, None) for p in precisions]  # what the checkpoint's guidance costs
     if shipped.trajectory_overlap:
-        runs += [(p, True, None, False, None, False) for p in precisions]  # what the trajectory overlap rule costs
+        runs += [(p, True, None, False, None, False, None) for p in precisions]  # what the trajectory rule costs
     if shipped.draws_per_scene > 1:
-        runs += [(p, True, None, True, 1, False) for p in precisions]  # what the extra draws cost
+        runs += [(p, True, None, True, 1, False, None) for p in precisions]  # what the extra draws cost
+        if shipped.draw_selection != "most_typical":  # what composing the scene from the draws costs
+            runs += [(p, True, None, True, None, False, "most_typical") for p in precisions]
     if shipped.denoisers > 1:
-        runs += [(p, True, None, True, None, True) for p in precisions]  # what splitting among denoisers costs
-    for precision, trace, guidance, trajectory_overlap, draws, first_denoiser in runs:
+        runs += [(p, True, None, True, None, True, None) for p in precisions]  # what splitting among denoisers costs
+    for precision, trace, guidance, trajectory_overlap, draws, first_denoiser, selection in runs:
         gen = ScenarioDiffusionGenerator.from_checkpoint(args.checkpoint, precision=precision, trace_unet=trace,
-                                                         guidance_scale=guidance, draws_per_scene=draws)
+                                                         guidance_scale=guidance, draws_per_scene=draws,
+                                                         draw_selection=selection)
         if first_denoiser:
             gen = ScenarioDiffusionGenerator(replace(gen.cfg, denoisers=1), gen.autoencoder, gen.denoisers[0],
                                              precision=precision, trace_unet=trace)
@@ -106,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"{cfg.guidance_interval[1]:g}]" if cfg.guidance_scale != 1.0 else "no guidance")
         print(f"\nprecision {precision}{'' if trace else ', U-Net not traced'} (U-Net in {dtypes} at batch 1/32), "
               f"{cfg.sampler_steps} {cfg.sampler} steps, {guided}, overlap removal "
-              f"{'along trajectories' if cfg.trajectory_overlap else 'at t = 0'}, the most typical of "
-              f"{cfg.draws_per_scene} draw(s) per scene, {cfg.denoisers} denoiser(s)")
+              f"{'along trajectories' if cfg.trajectory_overlap else 'at t = 0'}, {cfg.draws_per_scene} draw(s) per "
+              f"scene ({cfg.draw_selection}), {cfg.denoisers} denoiser(s)")
         print("\n".join(lines))
         print(f"ratios: paper ~1 s/scene on a GPU / ours batch 1 = {PAPER_S_PER_SCENE / lat:.1f}x, batch 32 = "
               f"{PAPER_S_PER_SCENE * rate:.1f}x; MetaDrive reset / ours batch 1 = {reset / lat:.2f}x, batch 32 = "
