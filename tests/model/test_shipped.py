@@ -21,16 +21,23 @@ BOSTON_HELD_OUT = "sd_nuscenes_v1.0-mini_scene-0757.pkl"
 def test_real_checkpoint_asks_for_real_traffic_on_a_real_map(dev_data_dir):
     gen = ScenarioDiffusionGenerator.from_checkpoint(CHECKPOINTS / "real")
     assert has_domain_flag(gen.cfg.tokens) and gen.cfg.real_flag and not gen.cfg.ego_flag
-    # three training seeds' denoisers, each scene the most typical of eight draws split among them (docs/model.md)
+    # three training seeds' denoisers, each scene herded by groups from eight draws split among them (docs/model.md)
     assert gen.cfg.denoisers == 3 and len(gen.denoisers) == 3 and gen.cfg.draws_per_scene == 8
+    assert gen.cfg.draw_selection == "herding_groups"
     window = scenario_windows(load_scenario(dev_data_dir / BOSTON_HELD_OUT), Horizon(2, 2, 1),
                               name=BOSTON_HELD_OUT)[0]
     ego = window.agents.select(np.array([0]))
     first, again = (gen.generate(window.map, ego=ego, density=8, seed=3)[0] for _ in range(2))
     np.testing.assert_array_equal(first.agents.trajectory, again.agents.trajectory)
-    # the count asked for, up to what fits: here the most typical draw keeps 6 of 8 (its other proposals overlap;
+    # a total count: as many of each type as the most typical draw has, here 6 of 8 (its other proposals overlap;
     # docs/model.md, *Density per agent type*)
     assert 6 <= len(first.agents) <= 8 and set(first.agents.types.tolist()) <= {int(t) for t in AgentType}
+    # a count per type: one draw keeps fewer vehicles, the eight draws together have room for all
+    cars = {AgentType.VEHICLE: 8}
+    assert (gen.generate(window.map, ego=ego, density=cars, seed=3)[0].agents.types == int(AgentType.VEHICLE)).sum() == 8
+    gen.cfg = replace(gen.cfg, draw_selection="most_typical")
+    assert len(gen.generate(window.map, ego=ego, density=cars, seed=3)[0].agents) < 8
+    gen.cfg = replace(gen.cfg, draw_selection="herding_groups")
     # every vehicle on a lane follows the lane it is on (alignment at 180 degrees), and trajectories do not cross
     assert gen.cfg.lane_snap_deg == 180 and gen.cfg.trajectory_overlap
     t0, vehicle = first.horizon.t0_index, first.agents.types == int(AgentType.VEHICLE)
