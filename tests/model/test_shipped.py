@@ -34,7 +34,8 @@ def test_real_checkpoint_asks_for_real_traffic_on_a_real_map(dev_data_dir):
     assert 6 <= len(first.agents) <= 8 and set(first.agents.types.tolist()) <= {int(t) for t in AgentType}
     # a count per type: one draw keeps fewer vehicles, the eight draws together have room for all
     cars = {AgentType.VEHICLE: 8}
-    assert (gen.generate(window.map, ego=ego, density=cars, seed=3)[0].agents.types == int(AgentType.VEHICLE)).sum() == 8
+    herded = gen.generate(window.map, ego=ego, density=cars, seed=3)[0].agents
+    assert (herded.types == int(AgentType.VEHICLE)).sum() == 8
     gen.cfg = replace(gen.cfg, draw_selection="most_typical")
     assert len(gen.generate(window.map, ego=ego, density=cars, seed=3)[0].agents) < 8
     gen.cfg = replace(gen.cfg, draw_selection="herding_groups")
