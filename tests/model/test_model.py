@@ -729,6 +729,11 @@ def test_herding_groups_keeps_a_queue_whole():
         assert len(scene) == asked and len(in_queue) in (0, 3)
     two = herded_scene([queue, spread], horizon, np.array([2, 0, 0]), 1.15, True, group_m=8.0)
     assert len(two) == 2  # the queue does not fit: single vehicles
+    # a lone vehicle is a group of one and competes with bigger groups: three draws put a car at x = -30, one a
+    # pair at 0 and 6, so the pool is mostly at -30 and the scene of two starts there
+    pair, lone = _box_agents([0.0, 6.0], [0, 0]), _box_agents([-30.0], [0])
+    picked = herded_scene([pair, lone, lone, lone], horizon, np.array([2, 0, 0]), 1.15, True, group_m=8.0)
+    assert -30.0 in picked.trajectory[:, 2, 0].tolist() and len(picked) == 2
 
 
 def test_draw_selection_herding_takes_its_agents_from_the_draws(trained, road_scenes):
