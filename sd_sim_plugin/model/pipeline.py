@@ -180,12 +180,12 @@ class ScenarioDiffusionGenerator:
     def _from_draws(self, draws: list[Agents], type_counts: np.ndarray | None) -> Agents:
         """One scene from its draws (``draw_selection``): the most typical draw, or agents (or groups of vehicles)
         herded from all of them, as many of each type as ``type_counts`` asks (else as the most typical draw has)."""
-        typical = draws[most_typical_draw(draws, self.horizon)]
-        if self.cfg.draw_selection == "most_typical":
-            return typical
-        quota = type_counts if type_counts is not None else np.bincount(np.asarray(typical.types, np.int64),
-                                                                        minlength=NUM_TYPES)
-        return herded_scene(draws, self.horizon, quota, self.cfg.overlap_scale, self.cfg.trajectory_overlap,
+        if self.cfg.draw_selection == "most_typical" or type_counts is None:
+            typical = draws[most_typical_draw(draws, self.horizon)]
+            if self.cfg.draw_selection == "most_typical":
+                return typical
+            type_counts = np.bincount(np.asarray(typical.types, np.int64), minlength=NUM_TYPES)
+        return herded_scene(draws, self.horizon, type_counts, self.cfg.overlap_scale, self.cfg.trajectory_overlap,
                             GROUP_LINK_M if self.cfg.draw_selection == "herding_groups" else 0.0)
 
     def _sample_round(self, maps: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, counts: np.ndarray,
